@@ -1,0 +1,270 @@
+"""The two-platform lab: Asterisk nodes 12345 and 110, desks 119/120/122, Redis.
+
+`up` is idempotent: what already runs (and answers) is kept, what is missing is
+started, and a node whose rendered config changed is restarted. `down` stops
+every process we started, by PID. Asterisk runs chrooted inside a private mount
+namespace (`unshare --mount`), so its /proc mount disappears with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from telephony.lab import procs
+from telephony.lab.amiping import ami_ping
+from telephony.lab.render import node_values, render_node
+from telephony.lab.root import AsteriskRoot, ensure_root
+from telephony.lab.topology import DESKS, HOST, NODES, REDIS_PORT, Node, other_platform
+
+STATE_DIR = Path(os.environ.get("HOTLINE_LAB_DIR", "/var/tmp/hotline-lab"))
+NODE_BASE_IN_ROOT = "/srv/hotline-lab"  # node dirs, as seen inside the chroot
+AMI_USER = "hotline"
+SOUNDS_SUBDIR = "usr/share/asterisk/sounds/hotline"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _log(msg: str) -> None:
+    print(f"[lab] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """How to reach one node: what the service and the tests need."""
+
+    platform: str
+    ami_host: str
+    ami_port: int
+    ami_user: str
+    ami_secret: str
+    sip_port: int
+    conf: str  # asterisk.conf path inside the root (for `asterisk -C ... -rx`)
+
+
+class Lab:
+    def __init__(self, state_dir: Path = STATE_DIR, root: AsteriskRoot | None = None) -> None:
+        self.state_dir = state_dir
+        self.state = procs.StateFile(state_dir / "lab.json")
+        self._root = root
+
+    # -- facts ---------------------------------------------------------------
+    @property
+    def root(self) -> AsteriskRoot:
+        if self._root is None:
+            self._root = ensure_root()
+        return self._root
+
+    def ami_secret(self) -> str:
+        facts = self.state.facts()
+        env = os.environ.get("HOTLINE_AMI_SECRET")
+        if env:
+            facts["ami_secret"] = env
+        elif "ami_secret" not in facts:
+            facts["ami_secret"] = secrets.token_urlsafe(24)
+        self.state.save()
+        return facts["ami_secret"]
+
+    def node_dir(self, node: Node) -> str:
+        return f"{NODE_BASE_IN_ROOT}/{node.name}"
+
+    def host_path(self, path_in_root: str) -> Path:
+        return self.root.path / path_in_root.lstrip("/")
+
+    def node_info(self, platform: str) -> NodeInfo:
+        node = NODES[platform]
+        secret = self.state.facts().get("ami_secret") or self.ami_secret()
+        return NodeInfo(
+            platform, HOST, node.ami_port, AMI_USER, secret, node.sip_port,
+            f"{self.node_dir(node)}/etc/asterisk.conf",
+        )
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{REDIS_PORT}/0"
+
+    # -- up ------------------------------------------------------------------
+    def up(self, timeout: float = 60.0) -> None:
+        t0 = time.monotonic()
+        root = self.root
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_redis()
+        self._ensure_sounds()
+        for node in NODES.values():
+            self._ensure_node(node, root)
+        for desk in DESKS.values():
+            self._ensure_desk(desk.number, desk.sip_port)
+        self.wait_ready(timeout)
+        _log(f"lab up in {time.monotonic() - t0:.1f}s")
+
+    def _ensure(self, name: str, argv: list[str], marker: str) -> procs.ProcRecord:
+        rec = self.state.procs().get(name)
+        if rec and procs.is_alive(rec):
+            return rec
+        rec = procs.spawn(name, argv, self.state_dir / "log" / f"{name}.log", marker)
+        self.state.put_proc(rec)
+        _log(f"started {name} (pid {rec.pid})")
+        return rec
+
+    def _ensure_redis(self) -> None:
+        data = self.state_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self._ensure("redis", [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--bind", HOST, "--port", str(REDIS_PORT), "--dir", str(data),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--protected-mode", "yes", "--daemonize", "no",
+        ], marker=f"{HOST}:{REDIS_PORT}")
+
+    def _ensure_sounds(self) -> None:
+        """Mandarin prompts (ivr.prompts) and a hold tone, generated once per text."""
+        target = self.root.path / SOUNDS_SUBDIR
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            from ivr import prompts  # generated from one prompt table
+        except ImportError:
+            return
+        generate = getattr(prompts, "generate", None)
+        if generate is not None:
+            generate(target)
+
+    def _ensure_node(self, node: Node, root: AsteriskRoot) -> None:
+        node_dir = self.node_dir(node)
+        host_dir = self.host_path(node_dir)
+        for sub in ("etc", "run", "spool", "log", "lib", "lib/keys", "cache", "moh"):
+            (host_dir / sub).mkdir(parents=True, exist_ok=True)
+        values = node_values(
+            node, node_dir=node_dir, ami_user=AMI_USER, ami_secret=self.ami_secret(),
+            other_sip_port=NODES[other_platform(node.platform)].sip_port,
+        )
+        written = render_node(values, host_dir / "etc")
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in written)).hexdigest()[:16]
+        hold = host_dir / "moh" / "hold.wav"
+        if not hold.exists():
+            subprocess.run(
+                ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(hold),
+                 "synth", "4", "sine", "440", "vol", "0.05"], check=True,
+            )
+        facts = self.state.facts().setdefault("config_hash", {})
+        rec = self.state.procs().get(node.name)
+        if rec and procs.is_alive(rec) and facts.get(node.name) != digest:
+            _log(f"{node.name}: config changed, restarting")
+            procs.stop(rec)
+        facts[node.name] = digest
+        self.state.save()
+        conf = f"{node_dir}/etc/asterisk.conf"
+        script = (
+            f"mount -t proc proc {root.path}/proc && "
+            f"exec chroot {root.path} /usr/sbin/asterisk -C {conf} -f -n -q"
+        )
+        self._ensure(node.name, ["unshare", "--mount", "sh", "-c", script], marker=conf)
+
+    def _ensure_desk(self, number: str, port: int) -> None:
+        workdir = self.state_dir / "desks"
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            shutil.which("sipp") or "/usr/bin/sipp", "-sn", "uas", "-i", HOST, "-p", str(port),
+            "-mp", str(30000 + (port % 1000) * 10), "-aa", "-nostdin", "-trace_err",
+            "-error_file", str(workdir / f"desk{number}.err"),
+        ]
+        self._ensure(f"desk{number}", argv, marker=f"-p {port}")
+
+    # -- readiness -----------------------------------------------------------
+    async def ready(self) -> dict[str, bool]:
+        checks = {
+            f"node{p}": ami_ping(HOST, n.ami_port, AMI_USER, self.ami_secret())
+            for p, n in NODES.items()
+        }
+        results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+        results["redis"] = await _redis_ping()
+        for name, rec in self.state.procs().items():
+            if name.startswith("desk"):
+                results[name] = procs.is_alive(rec)
+        return results
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            results = asyncio.run(self.ready())
+            if all(results.values()):
+                return
+            dead = [n for n, r in self.state.procs().items() if not procs.is_alive(r)]
+            if dead or time.monotonic() > deadline:
+                bad = [k for k, v in results.items() if not v]
+                logs = "\n".join(self._log_tail(n) for n in (dead or bad))
+                raise LabError(f"lab not ready: {bad}; exited: {dead}\n{logs}")
+            time.sleep(0.3)
+
+    def _log_tail(self, name: str, lines: int = 15) -> str:
+        rec = self.state.procs().get(name)
+        if not rec:
+            return f"--- {name}: no process record"
+        try:
+            text = Path(rec.log).read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            text = []
+        return f"--- {name} ({rec.log}):\n" + "\n".join(text)
+
+    # -- status / down -------------------------------------------------------
+    def status(self) -> tuple[bool, list[str]]:
+        lines, ok = [], True
+        recs = self.state.procs()
+        if not recs:
+            return False, ["lab is down (no processes recorded)"]
+        ready = asyncio.run(self.ready())
+        for name, rec in sorted(recs.items()):
+            alive = procs.is_alive(rec)
+            answers = ready.get(name, alive)
+            ok &= alive and answers
+            state = "up" if alive and answers else ("not answering" if alive else "exited")
+            lines.append(f"{name:10} pid {rec.pid:<8} {state}")
+        return ok, lines
+
+    def down(self) -> list[str]:
+        stopped = []
+        for name, rec in self.state.procs().items():
+            if procs.stop(rec):
+                stopped.append(name)
+            self.state.drop_proc(name)
+        self._unmount_leftovers()
+        return stopped
+
+    def _unmount_leftovers(self) -> None:
+        """Belt and braces: unmount anything of ours under the cache dir."""
+        base = str(self.root.path)
+        mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
+        for mnt in sorted((m for m in mounts if m.startswith(base)), reverse=True):
+            subprocess.run(["umount", "-l", mnt], check=False)
+
+    def asterisk_cli(self, platform: str, command: str, timeout: float = 15.0) -> str:
+        """Run an Asterisk CLI command on a node (remote console, -rx)."""
+        info = self.node_info(platform)
+        out = subprocess.run(
+            ["chroot", str(self.root.path), "/usr/sbin/asterisk", "-C", info.conf, "-rx", command],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        return out.stdout + out.stderr
+
+
+async def _redis_ping() -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, REDIS_PORT), 2)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        writer.write(b"PING\r\n")
+        return (await asyncio.wait_for(reader.readline(), 2)).startswith(b"+PONG")
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        writer.close()
