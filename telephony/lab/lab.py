@@ -163,6 +163,12 @@ class Lab:
         facts[node.name] = digest
         self.state.save()
         conf = f"{node_dir}/etc/asterisk.conf"
+        rec = self.state.procs().get(node.name)
+        if not (rec and procs.is_alive(rec)):
+            # A fresh log per start, so "no errors since start" is checkable.
+            log = host_dir / "log" / "messages.log"
+            if log.exists():
+                log.replace(log.with_suffix(".log.prev"))
         script = (
             f"mount -t proc proc {root.path}/proc && "
             f"exec chroot {root.path} /usr/sbin/asterisk -C {conf} -f -n -q"
@@ -245,6 +251,10 @@ class Lab:
         mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
         for mnt in sorted((m for m in mounts if m.startswith(base)), reverse=True):
             subprocess.run(["umount", "-l", mnt], check=False)
+
+    def node_log(self, platform: str) -> Path:
+        """The node's Asterisk messages log (notices, warnings, errors) since its start."""
+        return self.host_path(self.node_dir(NODES[platform])) / "log" / "messages.log"
 
     def asterisk_cli(self, platform: str, command: str, timeout: float = 15.0) -> str:
         """Run an Asterisk CLI command on a node (remote console, -rx)."""

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install the Debian packages the project needs on a fresh Debian 12 machine (as root).
+# Idempotent: only missing packages are installed. Uses the system's configured
+# package sources; no host is named here.
+set -euo pipefail
+
+PACKAGES=(
+  debootstrap     # builds the Asterisk 22 root from Debian sid
+  redis-server    # state store (the lab runs its own instance on loopback)
+  sip-tester      # SIPp: citizens, agents and desks in tests and the demo
+  espeak-ng       # Mandarin IVR prompts, generated at build time
+  sox             # prompt resampling to 8 kHz, hold tone
+  util-linux      # unshare: private mount namespace for the chroot
+  python3-venv    # the project's virtualenv
+  make
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The Debian redis-server package may start a system instance on 6379; the lab
+# uses its own on 16379 and never touches that one.
+echo "install-deps: ok"
