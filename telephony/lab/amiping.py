@@ -31,7 +31,7 @@ async def _response_to(reader: asyncio.StreamReader, action_id: str) -> dict[str
             return msg
 
 
-async def ami_ping(host: str, port: int, user: str, secret: str, timeout: float = 3.0) -> bool:
+async def ami_ping(host: str, port: int, user: str, secret: str, limit: float = 3.0) -> bool:
     """True when the AMI at host:port accepts our login and answers Ping."""
 
     async def probe() -> bool:
@@ -54,6 +54,6 @@ async def ami_ping(host: str, port: int, user: str, secret: str, timeout: float 
             writer.close()
 
     try:
-        return await asyncio.wait_for(probe(), timeout)
-    except (OSError, ConnectionError, asyncio.TimeoutError):
+        return await asyncio.wait_for(probe(), limit)
+    except (TimeoutError, OSError, ConnectionError):
         return False

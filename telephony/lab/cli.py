@@ -55,3 +55,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     cli.add_argument("platform", choices=["12345", "110"])
     cli.add_argument("command", nargs="+")
     cli.set_defaults(func=_cli)
+    register_config(sub)
+
+
+def _render(args: argparse.Namespace) -> int:
+    """Render a node's config for a deployment (docker-compose) from asterisk-config/."""
+    import os
+    from pathlib import Path
+
+    from telephony.lab.render import RenderError, node_values, render_node
+    from telephony.lab.topology import NODES, other_platform
+
+    secret = os.environ.get("HOTLINE_AMI_SECRET", "")
+    try:
+        values = node_values(
+            NODES[args.platform], node_dir=args.node_dir, ami_user="hotline", ami_secret=secret,
+            other_sip_port=NODES[other_platform(args.platform)].sip_port,
+        )
+        written = render_node(values, Path(args.out))
+    except RenderError as exc:
+        print(f"render failed: {exc} (set HOTLINE_AMI_SECRET)")
+        return 2
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def register_config(sub: argparse._SubParsersAction) -> None:
+    cfg = sub.add_parser("config", help="render Asterisk config for a deployment")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    r = cfg_sub.add_parser("render", help="render one node's files into a directory")
+    r.add_argument("--platform", choices=["12345", "110"], required=True)
+    r.add_argument("--node-dir", required=True, help="the node's directory as the node sees it")
+    r.add_argument("--out", required=True)
+    r.set_defaults(func=_render)

@@ -269,12 +269,12 @@ class Lab:
 async def _redis_ping() -> bool:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, REDIS_PORT), 2)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     try:
         writer.write(b"PING\r\n")
         return (await asyncio.wait_for(reader.readline(), 2)).startswith(b"+PONG")
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     finally:
         writer.close()

@@ -23,7 +23,8 @@ def test_both_nodes_run_asterisk_22_and_answer_ami(lab: Lab) -> None:
         version = lab.asterisk_cli(platform, "core show version")
         assert "Asterisk 22." in version, version
         # A wrong secret is refused (the ACL and the secret both apply).
-        assert not asyncio.run(ami_ping(info.ami_host, info.ami_port, info.ami_user, "wrong-secret"))
+        wrong = ami_ping(info.ami_host, info.ami_port, info.ami_user, "wrong-secret")
+        assert not asyncio.run(wrong)
 
 
 def test_dialplan_loads_without_errors_on_both_nodes(lab: Lab) -> None:

@@ -106,20 +106,18 @@ def test_every_dialplan_jump_lands_in_a_defined_context(rendered: tuple[str, Pat
     pjsip = (out / "pjsip.conf").read_text()
     for ctx in re.findall(r"^context = (\S+)", pjsip, re.M):
         assert ctx in contexts
-    for ctx in re.findall(r"dialplan_exec\(([A-Za-z0-9_-]+),", (out / "confbridge.conf").read_text()):
+    confbridge = (out / "confbridge.conf").read_text()
+    for ctx in re.findall(r"dialplan_exec\(([A-Za-z0-9_-]+),", confbridge):
         assert ctx in contexts
 
 
 def test_ingress_falls_back_to_the_queue_when_fastagi_is_down(rendered: tuple[str, Path]) -> None:
-    platform, out = rendered
-    text = (out / "extensions.conf").read_text()
-    ingress = text.split("[from-citizen]")[1].split("\n[")[0]
-    agi_line = next(line for line in ingress.splitlines() if "AGI(" in line)
-    after = ingress.split(agi_line)[1]
-    # The next step after AGI routes with an empty-destination default of "queue".
-    assert 'IF($["${HOTLINE_DEST}" = ""]?queue:' in after.splitlines()[1 + after.splitlines()[1:].index(
-        next(ln for ln in after.splitlines()[1:] if "Goto(" in ln)
-    )]
+    _, out = rendered
+    lines = (out / "extensions.conf").read_text().split("[from-citizen]")[1].splitlines()
+    agi = next(i for i, line in enumerate(lines) if "AGI(" in line)
+    # The first step after AGI routes, defaulting an empty HOTLINE_DEST to the queue.
+    step = next(line for line in lines[agi + 1 :] if line.lstrip().startswith("same"))
+    assert 'Goto(hotline-route,${IF($["${HOTLINE_DEST}" = ""]?queue:' in step
 
 
 def test_feature_keys_raise_user_events_only(rendered: tuple[str, Path]) -> None:

@@ -1,0 +1,55 @@
+"""docker-compose.yml stays valid and consistent with the lab (Docker itself does not run here)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from telephony.cli import main
+from telephony.lab.topology import NODES, REDIS_PORT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_services_and_build_files_exist() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"node12345", "node110", "redis", "service12345", "service110", "prometheus"} <= set(
+        services
+    )
+    for name, svc in services.items():
+        build = svc.get("build")
+        if build:
+            assert (ROOT / build["dockerfile"]).is_file(), name
+        for dep in svc.get("depends_on", []):
+            assert dep in services, (name, dep)
+    assert str(REDIS_PORT) in services["redis"]["command"]
+    prom = (ROOT / "deploy/prometheus.yml").read_text()
+    for node in NODES.values():
+        assert f"127.0.0.1:{node.http_port}" in prom
+
+
+def test_config_render_for_deployment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOTLINE_AMI_SECRET", "deploy-secret-123")
+    out = tmp_path / "node110"
+    rc = main(["config", "render", "--platform", "110", "--node-dir", "/srv/hotline/node110",
+               "--out", str(out)])
+    assert rc == 0
+    conf = (out / "asterisk.conf").read_text()
+    assert "astetcdir => /srv/hotline/node110/etc" in conf
+    assert "secret = deploy-secret-123" in (out / "manager.conf").read_text()
+    # The compose file mounts the rendered dir exactly where asterisk.conf points.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    volumes = compose["services"]["node110"]["volumes"]
+    assert "./deploy/node110:/srv/hotline/node110/etc:ro" in volumes
+
+
+def test_config_render_refuses_missing_secret(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("HOTLINE_AMI_SECRET", raising=False)
+    rc = main(["config", "render", "--platform", "12345", "--node-dir", "/x", "--out",
+               str(tmp_path)])
+    assert rc == 2
+    assert "HOTLINE_AMI_SECRET" in capsys.readouterr().out
+    assert not os.listdir(tmp_path)
