@@ -20,12 +20,13 @@ FIELDS: dict[str, tuple[str, str, int]] = {
     "callback": ("TICKET_CALLBACK", "X-Ticket-Callback", 24),
     "division": ("TICKET_DIVISION", "X-Ticket-Division", 12),
     "urgency": ("TICKET_URGENCY", "X-Ticket-Urgency", 10),
-    "summary": ("TICKET_SUMMARY", "X-Ticket-Summary", 600),
+    "summary": ("TICKET_SUMMARY", "X-Ticket-Summary", 1100),
 }
 CHANNEL_VARS = tuple(v[0] for v in FIELDS.values())
 SIP_HEADERS = tuple(v[1] for v in FIELDS.values())
 
 SUMMARY_MAX_CHARS = 120  # characters of free text kept before encoding
+SUMMARY_MAX_ENCODED = 1100  # bytes on the wire: 120 CJK characters (9 bytes each) fit
 URGENCY_LEVELS = ("normal", "urgent", "critical")
 PLATFORMS = ("12345", "110", "119", "120", "122")
 
@@ -52,11 +53,15 @@ class ContextError(ValueError):
 def encode_summary(text: str) -> str:
     """Free text -> a header/AMI/dialplan-safe token (percent-encoded UTF-8).
 
-    Control characters become spaces and the text is cut to SUMMARY_MAX_CHARS
-    characters first, so the encoded form is bounded (<= 12 bytes per char).
+    Control characters become spaces; the text is cut to SUMMARY_MAX_CHARS
+    characters and the token to SUMMARY_MAX_ENCODED bytes.
     """
     clean = _CTRL.sub(" ", text).strip()[:SUMMARY_MAX_CHARS]
-    return urllib.parse.quote(clean, safe="")
+    token = urllib.parse.quote(clean, safe="")
+    while len(token) > SUMMARY_MAX_ENCODED:  # only 4-byte characters get here
+        clean = clean[:-1]
+        token = urllib.parse.quote(clean, safe="")
+    return token
 
 
 def decode_summary(token: str) -> str:
