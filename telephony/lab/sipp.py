@@ -229,6 +229,11 @@ def _header_lines(headers: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _indent(lines: Sequence[str]) -> str:
+    """Message lines as they sit in a CDATA block (SIPp strips the indent)."""
+    return "\n".join(f"      {line}" if line else "" for line in lines)
+
+
 def _cdata_send(lines: str, *, attrs: str = "") -> str:
     return f"  <send{attrs}>\n    <![CDATA[\n\n{lines}\n\n    ]]>\n  </send>"
 
@@ -274,7 +279,7 @@ def _in_dialog_request(
         "Content-Length: [len]" if body else "Content-Length: 0",
         *(["", *body] if body else []),
     ]
-    send = _cdata_send("\n".join(f"      {line}" for line in lines), attrs=' retrans="500"')
+    send = _cdata_send(_indent(lines), attrs=' retrans="500"')
     return send + '\n  <recv response="100" optional="true"/>\n  <recv response="200"/>'
 
 
@@ -421,8 +426,9 @@ def _uas_response(status_line: str, *, sdp: bool = False, cseq: str = "[last_CSe
             "s=-",
             "c=IN IP[media_ip_type] [media_ip]",
             "t=0 0",
-            "m=audio [media_port] RTP/AVP 8 101",
+            "m=audio [media_port] RTP/AVP 8 0 101",
             "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:0 PCMU/8000",
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             "a=ptime:20",
@@ -430,7 +436,7 @@ def _uas_response(status_line: str, *, sdp: bool = False, cseq: str = "[last_CSe
         ]
     else:
         lines.append("Content-Length: 0")
-    return "\n".join(f"      {line}" for line in lines)
+    return _indent(lines)
 
 
 def render_agent(
