@@ -13,6 +13,8 @@ import sys
 # Modules that contribute subcommands, in help order.
 SUBCOMMAND_MODULES = (
     "telephony.lab.cli",
+    "telephony.lab.sipp",
+    "routing.cli",
 )
 
 

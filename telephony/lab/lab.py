@@ -176,14 +176,16 @@ class Lab:
         self._ensure(node.name, ["unshare", "--mount", "sh", "-c", script], marker=conf)
 
     def _ensure_desk(self, number: str, port: int) -> None:
-        workdir = self.state_dir / "desks"
+        from telephony.lab import sipp
+
+        workdir = self.desk_dir(number)
         workdir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            shutil.which("sipp") or "/usr/bin/sipp", "-sn", "uas", "-i", HOST, "-p", str(port),
-            "-mp", str(30000 + (port % 1000) * 10), "-aa", "-nostdin", "-trace_err",
-            "-error_file", str(workdir / f"desk{number}.err"),
-        ]
-        self._ensure(f"desk{number}", argv, marker=f"-p {port}")
+        argv = sipp.desk_argv(workdir, number=number, port=port)
+        self._ensure(f"desk{number}", argv, marker=str(workdir))
+
+    def desk_dir(self, number: str) -> Path:
+        """Where desk <number> keeps its SIPp logs (read with sipp.read_messages)."""
+        return self.state_dir / "desks" / number
 
     # -- readiness -----------------------------------------------------------
     async def ready(self) -> dict[str, bool]:
@@ -255,6 +257,17 @@ class Lab:
     def node_log(self, platform: str) -> Path:
         """The node's Asterisk messages log (notices, warnings, errors) since its start."""
         return self.host_path(self.node_dir(NODES[platform])) / "log" / "messages.log"
+
+    def agent_login(self, platform: str, endpoint: str) -> None:
+        """Put an agent phone into its platform's queue (签入), like a desk login."""
+        queue = NODES[platform].queue
+        out = self.asterisk_cli(platform, f"queue add member PJSIP/{endpoint} to {queue}")
+        if "Added" not in out and "Already there" not in out:
+            raise LabError(f"agent login {endpoint} -> {queue} failed: {out.strip()}")
+
+    def agent_logout(self, platform: str, endpoint: str) -> None:
+        queue = NODES[platform].queue
+        self.asterisk_cli(platform, f"queue remove member PJSIP/{endpoint} from {queue}")
 
     def asterisk_cli(self, platform: str, command: str, timeout: float = 15.0) -> str:
         """Run an Asterisk CLI command on a node (remote console, -rx)."""

@@ -222,11 +222,12 @@ def _header_lines(headers: Mapping[str, str]) -> str:
     for name, value in headers.items():
         if not _SAFE_HEADER_NAME.match(name):
             raise ValueError(f"only X- headers may be added: {name!r}")
-        # '[' would start a SIPp keyword; CR/LF or ']]>' would break the message or the XML.
-        if any(bad in value for bad in ("\r", "\n", "[", "]")):
+        # '[' would start a SIPp keyword; CR/LF or ']]>' would break the message or the XML;
+        # the scenario file is Latin-1, so non-ASCII must arrive already encoded.
+        if not value.isascii() or any(bad in value for bad in ("\r", "\n", "[", "]")):
             raise ValueError(f"unsafe header value for {name}: {value!r}")
-        lines.append(f"      {name}: {value}")
-    return "\n".join(lines)
+        lines.append(f"\n      {name}: {value}")
+    return "".join(lines)
 
 
 def _indent(lines: Sequence[str]) -> str:

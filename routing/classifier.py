@@ -1,0 +1,252 @@
+"""Free-text classifier: Chinese note or transcript -> Decision.
+
+Steps: split into clauses, segment with jieba (catalogue keywords are whole
+words), look tokens up in a keyword index, run each entry's regex patterns, then
+weigh hits with negation and tense. Safety first: any live danger hit decides the
+call as an emergency, whatever else matched. Unclear or conflicting -> three-party.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from routing.catalogue import EMERGENCY_PLATFORMS, Catalogue, CatalogueData, Entry
+from routing.decision import Decision
+from routing.segmenter import Segmenter
+from routing.signals import (
+    CUE_WORDS,
+    Tense,
+    clause_tense,
+    has_danger_root,
+    is_hypothetical,
+    is_negated,
+    split_clauses,
+)
+
+PATTERN_WEIGHT = 1.5
+HINT_WEIGHT = 0.4
+MIN_CONFIDENT_SCORE = 1.0  # below this a non-emergency match is too thin to act on
+CONFLICT_RATIO = 0.75  # a rival platform this close to the top one means "unclear"
+DEFAULT_PLATFORM = "12345"  # primary when nothing matched (three-party decides)
+# Nothing matched but the caller sounds urgent (正在/刚才/快...) or a harm character
+# (血, 火, 刀...) appears: police desk leads
+# the three-party call, so an unknown emergency never waits in a 12345 queue.
+URGENT_UNKNOWN_PLATFORM = "110"
+
+
+def keyword_weight(keyword: str) -> float:
+    """Longer phrases are more specific; single characters are weak evidence."""
+    if len(keyword) == 1:
+        return 0.5
+    return 1.0 + min(1.0, 0.25 * (len(keyword) - 2))
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    cue: str  # keyword, or the regex match text
+    weight: float
+    negated: bool
+    tense: Tense
+    hint: bool = False
+
+
+class Classifier:
+    """Built from one catalogue snapshot; `from_catalogue` follows reloads."""
+
+    def __init__(self, data: CatalogueData) -> None:
+        self.data = data
+        index: dict[str, list[tuple[Entry, float]]] = defaultdict(list)
+        for entry in data.entries:
+            words = [(kw, keyword_weight(kw)) for kw in entry.keywords]
+            words += [(hint, HINT_WEIGHT) for hint in entry.hints]
+            for word, weight in words:
+                if all(e is not entry for e, _ in index[word]):
+                    index[word].append((entry, weight))
+        self._index = dict(index)
+        self._longest = max(len(w) for w in self._index)
+        self._patterns = [(e, p) for e in data.entries for p in e.patterns]
+        self._segmenter = Segmenter([*self._index, *CUE_WORDS])
+
+    # ------------------------------------------------------------------ matching
+    def hits(self, text: str) -> tuple[list[Hit], bool, bool]:
+        """All keyword/pattern hits with negation and tense; plus (hypothetical, urgent)."""
+        found: list[Hit] = []
+        seen: set[tuple[str, str]] = set()
+        all_tokens: list[str] = []
+        tense = Tense.UNSPECIFIED
+        urgent = False
+        for clause in split_clauses(text):
+            tokens = self._segmenter.cut(clause)
+            all_tokens.extend(tokens)
+            tense = clause_tense(tokens, tense)
+            urgent = urgent or tense is Tense.PRESENT
+            for i, tok in enumerate(tokens):
+                for word in self._words_in(tok):
+                    for entry, weight in self._index[word]:
+                        if (entry.code, word) not in seen:
+                            seen.add((entry.code, word))
+                            found.append(Hit(entry, word, weight, is_negated(tokens, i), tense,
+                                             hint=weight == HINT_WEIGHT and word in entry.hints))
+            for entry, pattern in self._patterns:
+                m = pattern.search(clause)
+                if m and (entry.code, m.group(0)) not in seen:
+                    seen.add((entry.code, m.group(0)))
+                    at = _token_at(tokens, m.start())
+                    found.append(Hit(entry, m.group(0), PATTERN_WEIGHT,
+                                     is_negated(tokens, at), tense))
+        # A harm character counts only outside negated words: "没有着火" is no fire.
+        negated = {h.cue for h in found if h.negated}
+        rest = "".join(t for t in all_tokens if t not in negated)
+        return found, is_hypothetical(text, all_tokens), urgent or has_danger_root(rest)
+
+    def _words_in(self, token: str) -> list[str]:
+        """The token itself if it is a keyword, else keywords inside it.
+
+        jieba's own dictionary sometimes keeps a longer word whole (聚众赌博), which
+        would hide the keyword 赌博; a scan of the token's substrings recovers it.
+        """
+        if token in self._index:
+            return [token]
+        if len(token) < 3:
+            return []
+        found = []
+        for size in range(min(len(token) - 1, self._longest), 1, -1):
+            for start in range(len(token) - size + 1):
+                piece = token[start:start + size]
+                if piece in self._index:
+                    found.append(piece)
+        return found
+
+    # ------------------------------------------------------------------ deciding
+    def classify(self, text: str) -> Decision:
+        hits, hypothetical, urgent = self.hits(text)
+        scores: dict[str, float] = defaultdict(float)
+        danger: dict[str, float] = defaultdict(float)
+        cues: dict[str, list[str]] = defaultdict(list)
+        ignored: list[str] = []
+        by_code = self.data.by_code
+        # Hints only support an entry that a real keyword or pattern already matched.
+        anchored = {h.entry.code for h in hits if not h.hint and not h.negated}
+        for hit in hits:
+            entry = hit.entry
+            if hit.hint and entry.code not in anchored:
+                continue
+            if hit.negated:
+                ignored.append(f"{hit.cue}(negated)")
+                continue
+            over = hit.tense is Tense.PAST or hypothetical
+            if over and entry.when_past:
+                target = by_code[entry.when_past]
+                scores[target.code] += hit.weight
+                cues[target.code].append(f"{hit.cue}({'hypothetical' if hypothetical else 'past'})")
+                continue
+            scores[entry.code] += hit.weight
+            if entry.emergency and not over:
+                danger[entry.code] += hit.weight
+                cues[entry.code].append(f"{hit.cue}(now)")
+            else:
+                cues[entry.code].append(hit.cue if not over else f"{hit.cue}(past)")
+        note = f"; ignored: {', '.join(ignored)}" if ignored else ""
+        if danger:
+            return self._emergency(danger, scores, cues, note)
+        return self._ordinary(scores, cues, note, urgent)
+
+    def _emergency(self, danger, scores, cues, note) -> Decision:
+        by_code = self.data.by_code
+        ranked = sorted(danger, key=lambda c: (-danger[c], c))
+        platforms = {by_code[c].platform for c in ranked}
+        # Several desks in danger: police dispatch first (directive); otherwise the
+        # strongest signal's desk (fire only -> 119, medical only -> 120).
+        primary = by_code[ranked[0]].platform
+        if "110" in platforms and len(platforms) > 1:
+            primary = "110"
+        lead = next(c for c in ranked if by_code[c].platform == primary)
+        also: list[str] = []
+        # Non-urgent hits on desk entries add context: "被车撞了" + "流血" pulls in 122.
+        context = sorted((c for c in scores if c not in danger
+                          and by_code[c].platform in EMERGENCY_PLATFORMS),
+                         key=lambda c: (-scores[c], c))
+        for code in [lead, *ranked, *context]:
+            entry = by_code[code]
+            for p in (entry.platform, *entry.also):
+                if p != primary and p not in also:
+                    also.append(p)
+        total = sum(danger.values())
+        rules = "; ".join(f"{c} {by_code[c].name} <- {', '.join(cues[c])}" for c in ranked)
+        return Decision(
+            primary=primary, also=tuple(also), three_party=False, emergency=True,
+            confidence=round(min(0.99, 0.6 + 0.15 * total), 2),
+            reason=f"emergency: {rules}{note}", category=lead,
+            linkage=by_code[lead].linkage,
+        )
+
+    def _ordinary(self, scores, cues, note, urgent) -> Decision:
+        by_code = self.data.by_code
+        if not scores:
+            if urgent:
+                return Decision(primary=URGENT_UNKNOWN_PLATFORM, also=("12345",),
+                                three_party=True, emergency=False, confidence=0.0,
+                                reason=f"no rule matched but urgent or harm wording: 110 leads "
+                                       f"a three-party call{note}", category=None)
+            return Decision(primary=DEFAULT_PLATFORM, also=("110",), three_party=True,
+                            emergency=False, confidence=0.0,
+                            reason=f"no catalogue rule matched: three-party call{note}",
+                            category=None)
+        per_platform: dict[str, float] = defaultdict(float)
+        for code, score in scores.items():
+            per_platform[by_code[code].platform] += score
+        order = sorted(per_platform, key=lambda p: (-per_platform[p], p))
+        primary = order[0]
+        top = per_platform[primary]
+        rival = order[1] if len(order) > 1 else None
+        rival_score = per_platform[rival] if rival else 0.0
+        lead = max((c for c in scores if by_code[c].platform == primary),
+                   key=lambda c: (scores[c], c))
+        entry = by_code[lead]
+        why = []
+        if entry.linkage == "three_party":
+            why.append("catalogue says three-party")
+        if rival and rival_score >= CONFLICT_RATIO * top:
+            why.append(f"conflict {primary}:{top:.1f} vs {rival}:{rival_score:.1f}")
+        if top < MIN_CONFIDENT_SCORE:
+            why.append(f"weak evidence ({top:.1f})")
+        also = list(entry.also)
+        if why and rival and rival not in also and rival != primary:
+            also.append(rival)
+        confidence = (top / (top + rival_score)) * min(1.0, top / 2.0)
+        rules = "; ".join(
+            f"{c} {by_code[c].name} <- {', '.join(cues[c])}"
+            for c in sorted(scores, key=lambda c: (-scores[c], c))[:3]
+        )
+        prefix = f"three-party ({', '.join(why)})" if why else "match"
+        return Decision(
+            primary=primary, also=tuple(also), three_party=bool(why), emergency=False,
+            confidence=round(confidence, 2), reason=f"{prefix}: {rules}{note}",
+            category=lead, linkage=entry.linkage,
+        )
+
+
+def _token_at(tokens: list[str], char_index: int) -> int:
+    pos = 0
+    for i, tok in enumerate(tokens):
+        pos += len(tok)
+        if pos > char_index:
+            return i
+    return max(0, len(tokens) - 1)
+
+
+class LiveClassifier:
+    """A classifier that rebuilds itself after a successful `Catalogue.reload()`."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._generation = catalogue.generation
+        self._classifier = Classifier(catalogue.data)
+
+    def classify(self, text: str) -> Decision:
+        if self.catalogue.generation != self._generation:
+            self._classifier = Classifier(self.catalogue.data)
+            self._generation = self.catalogue.generation
+        return self._classifier.classify(text)

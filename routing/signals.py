@@ -1,0 +1,90 @@
+"""Lexical cues that change what a keyword means: negation, time, hypotheticals.
+
+All pure functions over jieba tokens of one clause. The cue words are added to
+the segmenter's dictionary (see `CUE_WORDS`) so they come out as whole tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+# A clause ends at punctuation or whitespace; ASR text often has neither, so the
+# negation window below is also bounded by contrast words.
+_CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;…\s]+")
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+NEGATORS = _words("""
+    没有 没 不是 并未 未 并没有 无 并非 没什么 不存在 没人 没看到 没看见 没见 不像
+    没发现 也没 都没 不会 没出现 排除 差点 差一点 险些
+""")
+# Tokens that end a negation's scope: "不是打架，而是有人拿刀" negates only 打架.
+SCOPE_BREAKERS = _words("但是 可是 不过 就是 而是 只是 结果 但 可")
+NEGATION_WINDOW = 3  # tokens looked back from a keyword
+
+PAST_MARKERS = _words("""
+    上个月 上月 昨天 前天 去年 前年 上周 上星期 上礼拜 上个礼拜 上个星期 上周末 两年前
+    一年前 前几天 之前 以前 当时 那时候 早就 几天前 上次 前段时间 前阵子 年前 过去
+    几个月前 半年前 那次 昨晚 前晚 上半年 早些时候 已经灭了 已经扑灭 已经处理 处理完了
+    后来 曾经
+""")
+PRESENT_MARKERS = _words("""
+    正在 现在 刚刚 刚才 马上 还在 此刻 眼下 快要 就要 赶紧 快来 救命 目前 这会儿 正
+    一直在 又 又在 立刻 快点 快 赶快
+""")
+# Characters that often signal harm. Only used when no rule matched at all: then the
+# police desk, not 12345, leads the three-party call (unknown + possibly dangerous).
+DANGER_ROOTS = frozenset("血火烧刀枪砍捅杀跳淹溺塌炸爆撞救困砸抢拽绑晕昏疼痛烫摔")
+
+
+def has_danger_root(text: str) -> bool:
+    return any(ch in DANGER_ROOTS for ch in text)
+
+
+# "如果着火了该打什么电话" asks about a danger; it does not report one. Both a
+# conditional and a question cue are needed, so "如果你们不来他就要跳了" stays urgent.
+CONDITIONALS = _words("如果 万一 假如 要是 假设 一旦")
+QUESTION_CUES = _words("""
+    怎么 应该 咨询 请问 哪个电话 什么电话 如何 吗 预防 注意 能不能 可不可以 该不该
+""")  # substrings
+
+CUE_WORDS = NEGATORS | SCOPE_BREAKERS | PAST_MARKERS | PRESENT_MARKERS | CONDITIONALS
+
+
+class Tense(Enum):
+    UNSPECIFIED = "unspecified"  # treated as happening now: safety first
+    PAST = "past"
+    PRESENT = "present"
+
+
+def split_clauses(text: str) -> list[str]:
+    return [c for c in _CLAUSE_SPLIT.split(text) if c]
+
+
+def clause_tense(tokens: list[str], inherited: Tense) -> Tense:
+    """Present beats past within a clause ("昨天那人现在又来了"); no marker inherits."""
+    present = any(t in PRESENT_MARKERS for t in tokens)
+    if present:
+        return Tense.PRESENT
+    if any(t in PAST_MARKERS for t in tokens):
+        return Tense.PAST
+    return inherited
+
+
+def is_negated(tokens: list[str], index: int) -> bool:
+    """True when a negator sits within NEGATION_WINDOW tokens before tokens[index]."""
+    for j in range(index - 1, max(-1, index - 1 - NEGATION_WINDOW), -1):
+        tok = tokens[j]
+        if tok in SCOPE_BREAKERS:
+            return False
+        if tok in NEGATORS:
+            return True
+    return False
+
+
+def is_hypothetical(text: str, tokens: list[str]) -> bool:
+    has_conditional = any(t in CONDITIONALS for t in tokens)
+    return has_conditional and any(cue in text for cue in QUESTION_CUES)
