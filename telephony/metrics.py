@@ -1,0 +1,129 @@
+"""The Prometheus metrics the hotline service exposes, in one registry.
+
+Names follow Prometheus conventions: `_seconds` for durations, `_total` for
+counters (prometheus-client appends it), base units only. Every module imports
+the metric objects from here, so `/metrics` renders exactly one registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# Buckets for things that should take milliseconds (AMI round trips, Redis lag).
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Buckets for human-scale waits (answer, transfer setup).
+_HUMAN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120, 300)
+
+# --- AMI sessions -----------------------------------------------------------
+AMI_CONNECTED = Gauge(
+    "hotline_ami_connected",
+    "1 while the AMI session to the node is logged in and answering pings.",
+    ["node"],
+    registry=REGISTRY,
+)
+AMI_ACTION_SECONDS = Histogram(
+    "hotline_ami_action_seconds",
+    "AMI action round trip, from write to final response.",
+    ["node", "action"],
+    buckets=_FAST_BUCKETS,
+    registry=REGISTRY,
+)
+AMI_ACTION_FAILURES = Counter(
+    "hotline_ami_action_failures",
+    "AMI actions that ended in timeout, disconnect, error or a malformed reply.",
+    ["node", "action", "reason"],
+    registry=REGISTRY,
+)
+AMI_RECONNECTS = Counter(
+    "hotline_ami_reconnects",
+    "AMI connections lost (socket closed or watchdog fired) after a login.",
+    ["node", "cause"],
+    registry=REGISTRY,
+)
+AMI_MALFORMED = Counter(
+    "hotline_ami_malformed_messages",
+    "AMI messages that could not be parsed or matched and were discarded.",
+    ["node"],
+    registry=REGISTRY,
+)
+EVENTS = Counter(
+    "hotline_events",
+    "AMI events received and handed to the tracker.",
+    ["node"],
+    registry=REGISTRY,
+)
+EVENTS_FILTERED = Counter(
+    "hotline_events_filtered",
+    "AMI events discarded by the local allow-list (the server filter let them through).",
+    ["node"],
+    registry=REGISTRY,
+)
+EVENT_QUEUE_DROPPED = Counter(
+    "hotline_event_queue_dropped",
+    "AMI events dropped because the tracker's bounded queue was full.",
+    ["node"],
+    registry=REGISTRY,
+)
+
+# --- Redis store -------------------------------------------------------------
+STORE_BUFFER_DROPPED = Counter(
+    "hotline_store_buffer_dropped",
+    "Store writes dropped (oldest first) because the write-behind buffer was full.",
+    ["platform"],
+    registry=REGISTRY,
+)
+STORE_BUFFER_DEPTH = Gauge(
+    "hotline_store_buffer_depth",
+    "Store writes waiting in the write-behind buffer.",
+    ["platform"],
+    registry=REGISTRY,
+)
+STORE_WRITE_LAG = Histogram(
+    "hotline_store_write_lag_seconds",
+    "Time from enqueueing a store write to Redis acknowledging it (oldest write per batch).",
+    ["platform"],
+    buckets=_FAST_BUCKETS,
+    registry=REGISTRY,
+)
+STORE_FLUSH_ERRORS = Counter(
+    "hotline_store_flush_errors",
+    "Pipeline flushes that failed and were retried.",
+    ["platform"],
+    registry=REGISTRY,
+)
+
+# --- Calls and SLA -----------------------------------------------------------
+CALLS_ACTIVE = Gauge(
+    "hotline_calls_active",
+    "Calls currently tracked as active.",
+    ["platform"],
+    registry=REGISTRY,
+)
+TRANSFER_SETUP_SECONDS = Histogram(
+    "hotline_transfer_setup_seconds",
+    "From transfer initiation to the target answering (or the transfer failing).",
+    ["from", "to", "mode", "outcome"],
+    buckets=_HUMAN_BUCKETS,
+    registry=REGISTRY,
+)
+ANSWER_WAIT_SECONDS = Histogram(
+    "hotline_answer_wait_seconds",
+    "Time a caller waited in queue before an agent answered.",
+    ["platform", "queue"],
+    buckets=_HUMAN_BUCKETS,
+    registry=REGISTRY,
+)
+SLA_BREACHES = Counter(
+    "hotline_sla_breaches",
+    "SLA thresholds crossed, by kind (answer, transfer, callback...).",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The text exposition of every hotline metric and its content type, for `/metrics`."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
