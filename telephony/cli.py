@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = (
     "telephony.lab.cli",
     "telephony.lab.sipp",
     "routing.cli",
+    "ivr.cli",
     "telephony.demo",
 )
 
