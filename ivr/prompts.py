@@ -58,6 +58,10 @@ PROMPTS: dict[str, str] = {
         "您反映的事项由一二三四五政务服务便民热线办理，转接请按一，继续等待一一零请按二。"
     ),
     "divert_connecting": "正在为您转接一二三四五热线，请稍候。",
+    # played by the dialplan itself (asterisk-config/extensions.conf.tmpl)
+    "queue_still_waiting": "座席仍然繁忙，请继续等待，我们会尽快为您服务。",
+    "xfer_failed": "转接未能接通，正在为您接回。",
+    "xfer_returned": "正在为您优先接通座席，请稍候。",
     # numbers for announcements (see ivr/numbers.py)
     **{f"num_{n}": t for n, t in enumerate("零一二三四五六七八九十")},
     "num_many": "很多",

@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "telephony.lab.sipp",
     "routing.cli",
     "ivr.cli",
+    "telephony.control.cli",
     "telephony.demo",
 )
 

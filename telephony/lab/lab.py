@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -127,16 +128,12 @@ class Lab:
         ], marker=f"{HOST}:{REDIS_PORT}")
 
     def _ensure_sounds(self) -> None:
-        """Mandarin prompts (ivr.prompts) and a hold tone, generated once per text."""
-        target = self.root.path / SOUNDS_SUBDIR
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            from ivr import prompts  # generated from one prompt table
-        except ImportError:
-            return
-        generate = getattr(prompts, "generate", None)
-        if generate is not None:
-            generate(target)
+        """Mandarin prompts from the one prompt table; only changed texts are re-rendered."""
+        from ivr.prompts import all_prompts, render_prompts
+
+        rendered = render_prompts(all_prompts(), self.root.path / SOUNDS_SUBDIR)
+        if rendered:
+            _log(f"rendered {len(rendered)} prompts into {SOUNDS_SUBDIR}")
 
     def _ensure_node(self, node: Node, root: AsteriskRoot) -> None:
         node_dir = self.node_dir(node)
@@ -169,6 +166,11 @@ class Lab:
             log = host_dir / "log" / "messages.log"
             if log.exists():
                 log.replace(log.with_suffix(".log.prev"))
+            if _tcp_listening(HOST, node.ami_port):
+                raise LabError(
+                    f"{node.name}: AMI port {node.ami_port} is taken by a process this lab did "
+                    "not start (an orphan from another checkout?); stop it first"
+                )
         script = (
             f"mount -t proc proc {root.path}/proc && "
             f"exec chroot {root.path} /usr/sbin/asterisk -C {conf} -f -n -q"
@@ -277,6 +279,12 @@ class Lab:
             capture_output=True, text=True, timeout=timeout,
         )
         return out.stdout + out.stderr
+
+
+def _tcp_listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
 
 
 async def _redis_ping() -> bool:

@@ -15,3 +15,17 @@ def lab() -> Lab:
     except Exception as exc:  # the lab is required: fail, never skip
         pytest.fail(f"the lab could not start: {exc}", pytrace=False)
     return lab
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_calls(request: pytest.FixtureRequest):
+    """After each integration test, hang up any channel it left behind.
+
+    SIPp peers killed mid-call send no BYE, and lab endpoints have no RTP
+    timeout, so such a channel would keep an agent "in use" for the next test.
+    """
+    yield
+    if "lab" in request.fixturenames:
+        lab: Lab = request.getfixturevalue("lab")
+        for platform in ("12345", "110"):
+            lab.asterisk_cli(platform, "channel request hangup all")

@@ -1,0 +1,194 @@
+"""Warm (attended) transfer: consult the target while the caller is on hold.
+
+Atxfer puts the caller on hold and dials target@hotline-out from the agent
+(through a Local channel). Then:
+- complete (target answered): hang up the agent leg; Asterisk joins caller and
+  target and emits AttendedTransfer;
+- complete before the target answers: cancel the consult and run a blind
+  transfer instead, so the caller gets hotline-xfer's return-on-failure path;
+- cancel: CancelAtxfer; the agent is back with the caller (BridgeEnter);
+- swap: the built-in atxferswap feature code, emulated with PlayDTMF Receive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telephony.control import actions
+from telephony.control.blind import BlindTransfer
+from telephony.control.operation import (
+    Action,
+    Event,
+    Operation,
+    event_name,
+    event_time,
+    is_leg,
+    transitions,
+)
+from telephony.control.targets import Target
+
+SWAP_DIGITS = "#4"  # features.conf atxferswap; see docs/control.md
+_BLIND_ENDS = ("completed", "returned_to_agent", "returned_to_queue", "caller_hung_up",
+               "rejected")
+
+
+class WarmTransfer(Operation):
+    kind = "warm_transfer"
+    mode = "attended"
+    TRANSITIONS = transitions({
+        "created": ("requested", "rejected"),
+        "requested": ("consult_ringing", "consult_answered", "consult_failed", "rejected",
+                      "caller_hung_up"),
+        # cancelled/completed straight from consulting: the agent used the phone's own
+        # atxferabort (#1) / atxfercomplete (#2) keys instead of the service.
+        "consult_ringing": ("consult_answered", "consult_failed", "cancelling", "converting",
+                            "cancelled", "completed", "caller_hung_up"),
+        "consult_answered": ("completing", "cancelling", "consult_failed",
+                             "cancelled", "completed", "caller_hung_up"),
+        # A refused verb action (the node said Error) returns to where we were.
+        "completing": ("completed", "consult_failed", "consult_answered", "caller_hung_up"),
+        "cancelling": ("cancelled", "consult_ringing", "consult_answered", "caller_hung_up"),
+        "consult_failed": ("target_failed", "caller_hung_up"),
+        "converting": ("blind", "consult_ringing", "caller_hung_up"),
+        "blind": _BLIND_ENDS,
+    })
+    TERMINAL = frozenset({"completed", "cancelled", "target_failed", "caller_hung_up",
+                          "rejected", "returned_to_agent", "returned_to_queue"})
+    VERBS = frozenset({"complete", "cancel", "swap"})
+
+    def __init__(self, *, agent_channel: str, agent_uid: str, caller_channel: str,
+                 caller_uid: str, target_spec: Target, home_bridge: str | None = None,
+                 return_agent: str | None = None, **kw: Any) -> None:
+        super().__init__(target=target_spec.number, **kw)
+        self.target_spec = target_spec
+        self.agent_channel, self.agent_uid = agent_channel, agent_uid
+        self.caller_channel, self.caller_uid = caller_channel, caller_uid
+        self.home_bridge = home_bridge  # the caller's bridge; the agent returns to it
+        self.return_agent = return_agent
+        self.consult_prefix = f"Local/{target_spec.number}@{actions.OUT_CONTEXT}-"
+        self.swaps = 0
+        self.blind: BlindTransfer | None = None
+        self._before_verb = "created"
+        self._kw = kw
+
+    def start(self, now: float) -> list[Action]:
+        action = actions.atxfer(self.agent_channel, self.target_spec)
+        self._go("requested", now)
+        return [action]
+
+    def action_failed(self, reply: Any, now: float) -> None:
+        message = str(reply.get("Message", ""))[:200]
+        if self.blind is not None:
+            self.blind.action_failed(reply, now)
+            self._follow_blind(now)
+        elif self.state in ("cancelling", "completing", "converting"):
+            self._go(self._before_verb, now, refused=message)
+        elif self.state in ("created", "requested"):
+            self._finish("rejected", "rejected", now, reply=message)
+
+    def request(self, verb: str, now: float, **kwargs: Any) -> list[Action]:
+        self._before_verb = self.state
+        if verb == "cancel":
+            self.require_state("consult_ringing", "consult_answered", verb=verb)
+            self._go("cancelling", now)
+            return [actions.cancel_atxfer(self.agent_channel)]
+        if verb == "complete":
+            self.require_state("consult_ringing", "consult_answered", verb=verb)
+            if self.state == "consult_ringing":
+                self._go("converting", now)  # behave like blind: see module doc
+                return [actions.cancel_atxfer(self.agent_channel)]
+            self._go("completing", now)
+            return [actions.hangup(self.agent_channel)]
+        if verb == "swap":
+            self.require_state("consult_answered", verb=verb)
+            self.swaps += 1
+            self.note(now, swap=self.swaps)
+            return [actions.feature_digits(self.agent_channel, SWAP_DIGITS)]
+        return super().request(verb, now, **kwargs)
+
+    def _is_consult(self, event: Event) -> bool:
+        channel = str(event.get("Channel", ""))
+        return channel.startswith(self.consult_prefix) or is_leg(
+            event, self.agent_uid, self.agent_channel)
+
+    def feed(self, event: Event, now: float) -> list[Action]:
+        if self.done:
+            return []
+        if self.blind is not None:
+            self.blind.feed(event, now)
+            self._follow_blind(now)
+            return []
+        at, name = event_time(event, now), event_name(event)
+        if name == "Hangup" and is_leg(event, self.caller_uid, self.caller_channel):
+            self._finish("caller_hung_up", "caller_hung_up", at)
+        elif name == "DialBegin" and self.state == "requested" and self._is_consult(event):
+            self._go("consult_ringing", at, dest=str(event.get("DestChannel", "")))
+        elif name == "DialEnd" and self._is_consult(event) and self.state in (
+                "requested", "consult_ringing"):
+            if event.get("DialStatus") == "ANSWER":
+                self._go("consult_answered", at)
+            else:
+                self._go("consult_failed", at, dial_status=str(event.get("DialStatus", "")))
+        elif name == "AttendedTransfer" and is_leg(event, self.agent_uid, self.agent_channel,
+                                                   "OrigTransferer"):
+            self._attended_result(event, at)
+        elif name == "BridgeEnter" and is_leg(event, self.agent_uid, self.agent_channel) and (
+                self.home_bridge is None or event.get("BridgeUniqueid") == self.home_bridge):
+            return self._agent_back(at)
+        return []
+
+    def _attended_result(self, event: Event, at: float) -> None:
+        if self.state not in ("consult_ringing", "consult_answered", "completing"):
+            return
+        if event.get("Result", "Success") == "Success":
+            self._finish("completed", "completed", at, dest_type=str(event.get("DestType", "")))
+        else:
+            self._go("consult_failed", at, result=str(event.get("Result", "")))
+
+    def _agent_back(self, at: float) -> list[Action]:
+        """The agent re-entered the caller's bridge: the consult is over."""
+        if self.state == "cancelling":
+            self._finish("cancelled", "cancelled", at)
+        elif self.state in ("consult_ringing", "consult_answered") and self.home_bridge:
+            self._finish("cancelled", "cancelled", at, by="phone")
+        elif self.state == "consult_failed":
+            self._finish("target_failed", "target_failed", at)
+        elif self.state == "converting":
+            self._go("blind", at)
+            kw = {k: v for k, v in self._kw.items() if k != "now"}
+            self.blind = BlindTransfer(
+                agent_channel=self.agent_channel, agent_uid=self.agent_uid,
+                caller_channel=self.caller_channel, caller_uid=self.caller_uid,
+                target_spec=self.target_spec, return_agent=self.return_agent, now=at, **kw)
+            return self.blind.start(at)
+        return []
+
+    def _follow_blind(self, now: float) -> None:
+        assert self.blind is not None
+        if self.blind.done:
+            self._finish(self.blind.state, str(self.blind.outcome), self.blind.steps[-1].at,
+                         via="blind")
+
+    def setup_samples(self) -> list[dict[str, Any]]:
+        if not self.done or self.state == "rejected":
+            return []
+        if self.blind is not None:
+            return [{**s, "mode": "attended_blind"} for s in self.blind.setup_samples()]
+        end = self.step_time("consult_answered") or self.steps[-1].at
+        return [{"from": self.platform, "to": self.target, "mode": self.mode,
+                 "outcome": self.outcome, "seconds": max(0.0, end - self.created_at)}]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "mode": self.mode, "swaps": self.swaps,
+                "agent_channel": self.agent_channel, "caller_channel": self.caller_channel,
+                "blind": self.blind.to_dict() if self.blind else None}
+
+    def reconcile(self, call: Any, now: float) -> None:
+        super().reconcile(call, now)
+        if self.blind is not None and not self.done:
+            self.blind.reconcile(call, now)
+            self._follow_blind(now)
+        elif self.state == "requested":
+            agent = call.leg(self.agent_uid)
+            if agent is not None and agent.up and call.bridged_peer(agent) is not None:
+                self._finish("rejected", "not_executed", now)
