@@ -94,8 +94,9 @@ async def run_scenes(lab: Lab) -> bool:
 
 def _demo(args: argparse.Namespace) -> int:
     lab = Lab()
-    lab.up()
-    ok = asyncio.run(run_scenes(lab))
+    with lab.exclusive():
+        lab.up()
+        ok = asyncio.run(run_scenes(lab))
     print("\ndemo " + ("passed" if ok else "had failures"))
     return 0 if ok else 1
 

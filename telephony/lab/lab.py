@@ -9,6 +9,8 @@ namespace (`unshare --mount`), so its /proc mount disappears with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,6 +262,29 @@ class Lab:
     def node_log(self, platform: str) -> Path:
         """The node's Asterisk messages log (notices, warnings, errors) since its start."""
         return self.host_path(self.node_dir(NODES[platform])) / "log" / "messages.log"
+
+    @contextlib.contextmanager
+    def exclusive(self, wait_s: float = 1800.0) -> Iterator[None]:
+        """Hold the lab for one user (a test session, a recording, the demo).
+
+        Two users placing calls at once would share agents and queues; this
+        flock makes the second wait instead (it is released when the process exits).
+        """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "use.lock", "w") as fh:
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LabError("the lab is busy (another test run holds it)") from None
+                    time.sleep(0.5)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def agent_login(self, platform: str, endpoint: str) -> None:
         """Put an agent phone into its platform's queue (签入), like a desk login."""

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from telephony.lab.lab import Lab
 
 
 @pytest.fixture(scope="session")
-def lab() -> Lab:
+def lab() -> Iterator[Lab]:
     lab = Lab()
-    try:
-        lab.up(timeout=90)
-    except Exception as exc:  # the lab is required: fail, never skip
-        pytest.fail(f"the lab could not start: {exc}", pytrace=False)
-    return lab
+    with lab.exclusive():
+        try:
+            lab.up(timeout=90)
+        except Exception as exc:  # the lab is required: fail, never skip
+            pytest.fail(f"the lab could not start: {exc}", pytrace=False)
+        yield lab
 
 
 @pytest.fixture(autouse=True)
