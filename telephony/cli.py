@@ -17,6 +17,8 @@ SUBCOMMAND_MODULES = (
     "routing.cli",
     "ivr.cli",
     "telephony.control.cli",
+    "telephony.service",
+    "telephony.replay",
     "telephony.demo",
 )
 
