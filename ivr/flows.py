@@ -29,6 +29,7 @@ OUTCOMES = Counter("hotline_ivr_outcomes_total", "IVR flow outcomes", ["route", 
 FLOW_ERRORS = Counter("hotline_ivr_flow_errors_total", "IVR flows that fell back to the queue")
 
 ROUTES = {"12345": "ingress-12345", "110": "ingress-110"}
+_TICKET_ID = re.compile(r"^T[0-9]{3,5}-[A-Za-z0-9-]{1,32}$")
 _CALLBACK = re.compile(r"^\+?[0-9]{3,20}$")
 
 log = structlog.get_logger("ivr.flows")
@@ -289,9 +290,12 @@ FLOWS: dict[str, Flow] = {"12345": ingress_12345, "110": ingress_110}
 
 
 def initial_context(ch: Channel, deps: FlowDeps) -> TicketContext:
+    """The call's ticket: the id the dialplan already gave it (AGI argument 1), so
+    one call keeps one ticket and timeline; a fresh id only when none came."""
     caller = ch.env.callerid
+    given = ch.env.get("agi_arg_1")
     return TicketContext(
-        ticket_id=deps.ticket_ids(deps.platform),
+        ticket_id=given if _TICKET_ID.match(given) else deps.ticket_ids(deps.platform),
         origin=deps.platform,
         callback=caller if _CALLBACK.match(caller) else "",
     )

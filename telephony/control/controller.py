@@ -236,12 +236,17 @@ class Controller:
             if key in self._by_key and self._by_key[key] in self._ops:
                 return self._ops[self._by_key[key]]
         self._require_ready()
+        # A repeated press by the same person is the same operation, even when the
+        # first one has already moved the call away from them (so checked first).
+        existing = self._duplicate(call_id, kind, target, who.subject)
+        if existing is not None:
+            return existing
         self._authorised_call(who, call_id)
         async with self._call_lock(call_id):
-            call = self._authorised_call(who, call_id)  # re-read: it may have changed
-            existing = self._duplicate(call_id, kind, target)
+            existing = self._duplicate(call_id, kind, target, who.subject)
             if existing is not None:
                 return existing
+            call = self._authorised_call(who, call_id)  # re-read: it may have changed
             self._refuse_conflict(call_id, kind)
             op = build(call)
             self._register(op, who, idempotency_key)
@@ -306,10 +311,11 @@ class Controller:
     def _live_conference(self, call_id: str) -> Operation | None:
         return self.live_op(call_id, "conference")
 
-    def _duplicate(self, call_id: str, kind: str, target: str | None) -> Operation | None:
+    def _duplicate(self, call_id: str, kind: str, target: str | None,
+                   initiator: str) -> Operation | None:
         now = self.clock()
         for op in reversed(self._call_ops(call_id)):
-            if op.kind != kind or op.target != target:
+            if op.kind != kind or op.target != target or op.initiator != initiator:
                 continue
             if not op.done:
                 return op

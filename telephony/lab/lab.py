@@ -93,6 +93,26 @@ class Lab:
             f"{self.node_dir(node)}/etc/asterisk.conf",
         )
 
+    def api_tokens(self) -> dict:
+        """HTTP API tokens for the lab (generated once): admin, a supervisor per
+        platform, and one per agent phone. Same shape as a deployment's tokens file."""
+        facts = self.state.facts()
+        if "api_tokens" not in facts:
+            entries = [{"token": secrets.token_urlsafe(24), "role": "admin", "subject": "admin",
+                        "platform": "12345"}]
+            for platform, node in NODES.items():
+                entries.append({"token": secrets.token_urlsafe(24), "role": "supervisor",
+                                "subject": f"supervisor{platform}", "platform": platform,
+                                "endpoint": node.agents[-1].endpoint})
+                entries += [{"token": secrets.token_urlsafe(24), "role": "agent",
+                             "subject": a.endpoint, "platform": platform} for a in node.agents]
+            facts["api_tokens"] = {"tokens": entries}
+            self.state.save()
+        return facts["api_tokens"]
+
+    def token_for(self, subject: str) -> str:
+        return next(t["token"] for t in self.api_tokens()["tokens"] if t["subject"] == subject)
+
     @property
     def redis_url(self) -> str:
         return f"redis://{HOST}:{REDIS_PORT}/0"

@@ -300,3 +300,18 @@ async def test_hangup_during_prompt_is_caught_on_the_next_command():
     assert await channel.stream_file("greeting_12345", "0") == ""
     with pytest.raises(AgiHangup):
         await channel.wait_for_digit(1000)
+
+
+def test_the_dialplans_ticket_id_is_kept_and_a_bad_one_replaced() -> None:
+    from ivr.agi_protocol import AgiEnv
+    from ivr.flows import initial_context
+
+    class _Ch:
+        def __init__(self, arg: str) -> None:
+            self.env = AgiEnv({"agi_callerid": "13800000000", "agi_arg_1": arg})
+
+    deps = FlowDeps(platform="12345", queue="q12345", tickets=InMemoryTicketSink(),
+                    queue_stats=StaticQueueStats(CALM), ticket_ids=lambda p: f"T{p}-fresh")
+    assert initial_context(_Ch("T12345-1795919110-0"), deps).ticket_id == "T12345-1795919110-0"
+    assert initial_context(_Ch("x\r\nEXEC Dial"), deps).ticket_id == "T12345-fresh"
+    assert initial_context(_Ch(""), deps).ticket_id == "T12345-fresh"

@@ -1,0 +1,314 @@
+"""`hotline serve`: one platform's service: AMI -> tracker -> Redis, IVR, call control, HTTP.
+
+The wiring only; every part lives in its own module:
+  AMI session (telephony.ami) -> event pump -> Tracker (pure model)
+      -> ticket timelines, live calls (telephony.store, write-behind to Redis)
+      -> Controller.on_event (operations confirmed by events)
+      -> HotlineKey UserEvents -> the same operations as the HTTP keys
+  FastAGI IVR (ivr.fastagi + ivr.flows), callback tickets into Redis
+  HTTP API (telephony.api.app): transfers, conferences, keys, /metrics, /readyz
+On every AMI (re)connect the live state is rebuilt from Asterisk and joined
+with Redis: calls Redis thinks are live but Asterisk no longer has are closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ivr.fastagi import FastAGIServer
+from ivr.flows import FlowDeps, routes_for
+from ivr.queue_stats import DialplanQueueStats
+from ivr.settings import IvrSettings
+from ivr.tickets import IvrTicket
+from telephony import metrics
+from telephony.ami import AmiDisconnected, AmiError, AmiSession
+from telephony.api.app import create_app
+from telephony.api.tokens import TokenTable
+from telephony.control import keys
+from telephony.control.controller import Controller
+from telephony.control.observe import SetupTimeRecorder
+from telephony.control.targets import TargetPolicy
+from telephony.directory import TrackerDirectory
+from telephony.domain_events import CALL_ENDED, CALL_STARTED, DomainEvent
+from telephony.lab.topology import HOST, NODES
+from telephony.logging import get_logger
+from telephony.store import RedisStore
+from telephony.tracker import Tracker
+
+log = get_logger("telephony.service")
+
+
+@dataclass(frozen=True)
+class AmiTarget:
+    name: str
+    host: str
+    port: int
+    username: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    platform: str
+    ami: tuple[AmiTarget, ...]
+    redis_url: str
+    tokens: Mapping[str, Any]
+    http_host: str = HOST
+    http_port: int = 0
+    fastagi_host: str = HOST
+    fastagi_port: int = 0
+    ivr: IvrSettings = field(default_factory=IvrSettings)
+
+    @classmethod
+    def from_env(cls, platform: str, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+        """Deployment config: HOTLINE_AMI_SECRET, HOTLINE_REDIS_URL, HOTLINE_TOKENS_FILE."""
+        env = dict(os.environ if environ is None else environ)
+        node = NODES[platform]
+        secret = env.get("HOTLINE_AMI_SECRET", "")
+        if not secret:
+            raise ValueError("HOTLINE_AMI_SECRET is not set")
+        tokens_file = env.get("HOTLINE_TOKENS_FILE", "")
+        tokens = json.loads(Path(tokens_file).read_text()) if tokens_file else {"tokens": []}
+        return cls(
+            platform=platform,
+            ami=(AmiTarget(node.name, env.get("HOTLINE_AMI_HOST", HOST),
+                           int(env.get("HOTLINE_AMI_PORT", node.ami_port)),
+                           env.get("HOTLINE_AMI_USER", "hotline"), secret),),
+            redis_url=env.get("HOTLINE_REDIS_URL", "redis://127.0.0.1:16379/0"),
+            tokens=tokens,
+            http_port=node.http_port,
+            fastagi_port=node.fastagi_port,
+            ivr=IvrSettings.from_env(env),
+        )
+
+
+class AmiSender:
+    """Controller's ActionSender over an AmiSession: a lost link is a ConnectionError."""
+
+    def __init__(self, session: AmiSession) -> None:
+        self.session = session
+
+    @property
+    def ready(self) -> bool:
+        return self.session.ready.is_set()
+
+    async def send(self, action: Mapping[str, Any]) -> Any:
+        try:
+            return await self.session.send_action(dict(action))
+        except AmiDisconnected as exc:
+            raise ConnectionError(str(exc)) from exc
+
+
+class RedisOpStore:
+    """Controller's OpStore: operation records in Redis (write-behind)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self._recent: dict[str, dict[str, Any]] = {}
+
+    async def save(self, record: Mapping[str, Any]) -> None:
+        op_id = str(record["op_id"])
+        self._recent[op_id] = dict(record)
+        if len(self._recent) > 10_000:
+            self._recent.pop(next(iter(self._recent)))
+        self.store.update_op(op_id, dict(record))
+
+    async def get(self, op_id: str) -> Mapping[str, Any] | None:
+        return self._recent.get(op_id) or await self.store.get_op(op_id)
+
+
+class RedisTicketSink:
+    """IVR tickets (callback requests, self-service) into the ticket store and timeline."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+
+    async def record(self, ticket: IvrTicket) -> None:
+        record = ticket.as_record()
+        ticket_id = ticket.context.ticket_id
+        self.store.put_ticket(ticket_id, record)
+        self.store.append_timeline(ticket_id, f"ivr.{ticket.kind}", f"{ticket.created_at:.6f}",
+                                   {"callback": ticket.callback_number})
+
+
+class PlatformService:
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.platform = config.platform
+        node = NODES[config.platform]
+        self.tracker = Tracker()
+        self.store = RedisStore.from_url(config.redis_url, config.platform)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(50_000)
+        self.sessions = [
+            AmiSession(t.name, t.host, t.port, t.username, t.secret, event_queue=self.queue,
+                       on_connected=self._recover)
+            for t in config.ami
+        ]
+        self.directory = TrackerDirectory(self.tracker, config.platform, node.queue)
+        self.controller = Controller(
+            platform=config.platform, directory=self.directory,
+            sender=AmiSender(self.sessions[0]), store=RedisOpStore(self.store),
+            targets=TargetPolicy(config.platform),
+            listeners=[SetupTimeRecorder(metrics.TRANSFER_SETUP_SECONDS)],
+        )
+        deps = FlowDeps(platform=config.platform, queue=node.queue,
+                        tickets=RedisTicketSink(self.store), queue_stats=DialplanQueueStats(),
+                        settings=config.ivr)
+        self.fastagi = FastAGIServer(routes_for(deps), config.fastagi_host, config.fastagi_port)
+        self.app = create_app(self.controller, TokenTable.from_config(config.tokens))
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pump: asyncio.Task[None] | None = None
+        self.recovered = asyncio.Event()
+        self._active_gauge = metrics.CALLS_ACTIVE.labels(platform=config.platform)
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        self.store.start()
+        self._pump = asyncio.create_task(self._pump_events(), name="event-pump")
+        for session in self.sessions:
+            await session.start()
+        await self.fastagi.start()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.config.http_host, self.config.http_port).start()
+        log.info("service.started", platform=self.platform, http_port=self.config.http_port,
+                 fastagi_port=self.config.fastagi_port)
+
+    async def stop(self) -> None:
+        await self.fastagi.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for session in self.sessions:
+            await session.close()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        await self.store.close()
+        log.info("service.stopped", platform=self.platform)
+
+    async def wait_ready(self, within: float = 10.0) -> None:
+        for session in self.sessions:
+            await session.wait_ready(within)
+        await asyncio.wait_for(self.recovered.wait(), within)
+
+    # -- events ----------------------------------------------------------------
+    async def _pump_events(self) -> None:
+        while True:
+            message = await self.queue.get()
+            try:
+                self.handle_event(dict(message))
+            except Exception:  # one bad event must never stop the pump
+                log.exception("service.event_failed", event=message.get("Event"))
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        for fact in self.tracker.feed(event):
+            self._persist(fact)
+        self.controller.on_event(event)
+        if event.get("Event") == "UserEvent" and keys.from_user_event(event) is not None:
+            self._spawn(keys.on_user_event(self.controller, event))
+
+    def _persist(self, fact: DomainEvent) -> None:
+        if fact.ticket_id:
+            detail = dict(fact.data or {})
+            # A fact's own "kind" (e.g. the transfer kind) must not mask the step's kind.
+            if "kind" in detail:
+                detail["detail_kind"] = detail.pop("kind")
+            detail.pop("ts", None)
+            self.store.append_timeline(fact.ticket_id, fact.kind, f"{fact.ts:.6f}",
+                                       {"call_id": fact.call_id or "", "leg": fact.leg or "",
+                                        **detail})
+        if fact.kind == CALL_STARTED and fact.call_id:
+            self.store.put_call(fact.call_id, {"started": fact.ts, "platform": self.platform,
+                                               "ticket_id": fact.ticket_id or ""})
+        elif fact.kind == CALL_ENDED and fact.call_id:
+            self.store.end_call(fact.call_id, {"ended": fact.ts, **(fact.data or {})})
+        self._active_gauge.set(len(self.tracker.calls))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("service.key_failed", error=repr(task.exception()))
+
+    # -- recovery ----------------------------------------------------------------
+    async def _recover(self, session: AmiSession) -> None:
+        """After every login: rebuild live channels from Asterisk, close what ended meanwhile."""
+        try:
+            listing = await session.core_show_channels()
+        except (AmiError, AmiDisconnected) as exc:
+            log.warning("service.recover_failed", node=session.node_name, error=str(exc))
+            return
+        for item in listing.items:
+            self.handle_event(dict(item))
+        live_now = set(self.tracker.calls)
+        for call_id in await self.store.live_call_ids():
+            if call_id not in live_now:
+                self.store.end_call(call_id, {"ended_while_away": "1"})
+        await self.controller.reconcile()
+        session.needs_resync = False
+        self.recovered.set()
+        log.info("service.recovered", node=session.node_name, channels=len(listing.items),
+                 calls=len(live_now))
+
+
+async def serve_forever(config: ServiceConfig) -> None:
+    service = PlatformService(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
+
+
+def lab_config(platform: str) -> ServiceConfig:
+    """Config for the lab: AMI secret and API tokens generated by `hotline lab up`."""
+    from telephony.lab.lab import Lab
+
+    lab = Lab()
+    info = lab.node_info(platform)
+    node = NODES[platform]
+    return ServiceConfig(
+        platform=platform,
+        ami=(AmiTarget(node.name, info.ami_host, info.ami_port, info.ami_user, info.ami_secret),),
+        redis_url=lab.redis_url, tokens=lab.api_tokens(), http_port=node.http_port,
+        fastagi_port=node.fastagi_port, ivr=IvrSettings.from_env(),
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        config = lab_config(args.platform) if args.lab else ServiceConfig.from_env(args.platform)
+    except (ValueError, OSError) as exc:
+        print(f"cannot start: {exc}")
+        return 2
+    asyncio.run(serve_forever(config))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run one platform's hotline service")
+    p.add_argument("--platform", choices=sorted(NODES), required=True)
+    p.add_argument("--lab", action="store_true", help="use the lab's generated secrets/tokens")
+    p.set_defaults(func=_serve)
