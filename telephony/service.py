@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from ivr.queue_stats import DialplanQueueStats
 from ivr.settings import IvrSettings
 from ivr.tickets import IvrTicket
 from telephony import metrics
-from telephony.ami import AmiDisconnected, AmiError, AmiSession
+from telephony.ami import AmiDisconnected, AmiError, AmiSession, AmiTimeout
 from telephony.api.app import create_app
 from telephony.api.tokens import TokenTable
 from telephony.control import keys
@@ -104,10 +105,13 @@ class AmiSender:
         return self.session.ready.is_set()
 
     async def send(self, action: Mapping[str, Any]) -> Any:
+        # check=False: an Error reply comes back as the reply (the controller reads it).
         try:
-            return await self.session.send_action(dict(action))
+            return await self.session.send_action(dict(action), check=False)
         except AmiDisconnected as exc:
             raise ConnectionError(str(exc)) from exc
+        except AmiTimeout as exc:
+            raise TimeoutError(str(exc)) from exc
 
 
 class RedisOpStore:
@@ -248,6 +252,13 @@ class PlatformService:
             log.warning("service.key_failed", error=repr(task.exception()))
 
     # -- recovery ----------------------------------------------------------------
+    def _close_vanished_legs(self, node_name: str, listed: set[str]) -> None:
+        """Legs of this node that Asterisk no longer lists ended while we were away."""
+        prefix = f"{node_name}-"  # Uniqueids start with the node's systemname
+        for uid, leg in list(self.tracker.legs.items()):
+            if uid.startswith(prefix) and uid not in listed and leg.hangup_at is None:
+                self.handle_event(_vanished_hangup(uid, leg.channel))
+
     async def _recover(self, session: AmiSession) -> None:
         """After every login: rebuild live channels from Asterisk, close what ended meanwhile."""
         try:
@@ -255,8 +266,11 @@ class PlatformService:
         except (AmiError, AmiDisconnected) as exc:
             log.warning("service.recover_failed", node=session.node_name, error=str(exc))
             return
+        listed = set()
         for item in listing.items:
+            listed.add(item.get("Uniqueid"))
             self.handle_event(dict(item))
+        self._close_vanished_legs(session.node_name, listed)
         live_now = set(self.tracker.calls)
         for call_id in await self.store.live_call_ids():
             if call_id not in live_now:
@@ -266,6 +280,12 @@ class PlatformService:
         self.recovered.set()
         log.info("service.recovered", node=session.node_name, channels=len(listing.items),
                  calls=len(live_now))
+
+
+def _vanished_hangup(uniqueid: str, channel: str) -> dict[str, str]:
+    """A Hangup for a leg that ended while we were not listening (cause unknown)."""
+    return {"Event": "Hangup", "Uniqueid": uniqueid, "Channel": channel, "Cause": "0",
+            "Cause-txt": "ended while the AMI link was down", "Timestamp": f"{time.time():.6f}"}
 
 
 async def serve_forever(config: ServiceConfig) -> None:

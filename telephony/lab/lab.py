@@ -70,14 +70,11 @@ class Lab:
         return self._root
 
     def ami_secret(self) -> str:
-        facts = self.state.facts()
         env = os.environ.get("HOTLINE_AMI_SECRET")
         if env:
-            facts["ami_secret"] = env
-        elif "ami_secret" not in facts:
-            facts["ami_secret"] = secrets.token_urlsafe(24)
-        self.state.save()
-        return facts["ami_secret"]
+            self.state.set_fact("ami_secret", env)
+            return env
+        return str(self.state.fact_default("ami_secret", lambda: secrets.token_urlsafe(24)))
 
     def node_dir(self, node: Node) -> str:
         return f"{NODE_BASE_IN_ROOT}/{node.name}"
@@ -87,7 +84,7 @@ class Lab:
 
     def node_info(self, platform: str) -> NodeInfo:
         node = NODES[platform]
-        secret = self.state.facts().get("ami_secret") or self.ami_secret()
+        secret = self.ami_secret()
         return NodeInfo(
             platform, HOST, node.ami_port, AMI_USER, secret, node.sip_port,
             f"{self.node_dir(node)}/etc/asterisk.conf",
@@ -96,8 +93,7 @@ class Lab:
     def api_tokens(self) -> dict:
         """HTTP API tokens for the lab (generated once): admin, a supervisor per
         platform, and one per agent phone. Same shape as a deployment's tokens file."""
-        facts = self.state.facts()
-        if "api_tokens" not in facts:
+        def make() -> dict:
             entries = [{"token": secrets.token_urlsafe(24), "role": "admin", "subject": "admin",
                         "platform": "12345"}]
             for platform, node in NODES.items():
@@ -106,9 +102,9 @@ class Lab:
                                 "endpoint": node.agents[-1].endpoint})
                 entries += [{"token": secrets.token_urlsafe(24), "role": "agent",
                              "subject": a.endpoint, "platform": platform} for a in node.agents]
-            facts["api_tokens"] = {"tokens": entries}
-            self.state.save()
-        return facts["api_tokens"]
+            return {"tokens": entries}
+
+        return dict(self.state.fact_default("api_tokens", make))  # type: ignore[arg-type]
 
     def token_for(self, subject: str) -> str:
         return next(t["token"] for t in self.api_tokens()["tokens"] if t["subject"] == subject)
@@ -175,13 +171,12 @@ class Lab:
                 ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(hold),
                  "synth", "4", "sine", "440", "vol", "0.05"], check=True,
             )
-        facts = self.state.facts().setdefault("config_hash", {})
+        key = f"config_hash.{node.name}"
         rec = self.state.procs().get(node.name)
-        if rec and procs.is_alive(rec) and facts.get(node.name) != digest:
+        if rec and procs.is_alive(rec) and self.state.facts().get(key) != digest:
             _log(f"{node.name}: config changed, restarting")
             procs.stop(rec)
-        facts[node.name] = digest
-        self.state.save()
+        self.state.set_fact(key, digest)
         conf = f"{node_dir}/etc/asterisk.conf"
         rec = self.state.procs().get(node.name)
         if not (rec and procs.is_alive(rec)):
@@ -230,6 +225,9 @@ class Lab:
         while True:
             results = asyncio.run(self.ready())
             if all(results.values()):
+                # AMI answers before every module is loaded; wait for FullyBooted too.
+                for platform in NODES:
+                    self.asterisk_cli(platform, "core waitfullybooted", timeout=30)
                 return
             dead = [n for n, r in self.state.procs().items() if not procs.is_alive(r)]
             if dead or time.monotonic() > deadline:

@@ -6,11 +6,14 @@ PID still runs the command we started (PIDs get reused).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -82,31 +85,59 @@ def stop(rec: ProcRecord, timeout: float = 10.0) -> bool:
 
 
 class StateFile:
-    """The lab's state: started processes plus small facts (secrets, hashes)."""
+    """The lab's state: started processes plus small facts (secrets, hashes).
+
+    Several processes use the lab at once (a test run, the demo, a benchmark),
+    so every change is a locked read-modify-write of the file, never a write of
+    a stale in-memory copy.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict = {"procs": {}, "facts": {}}
-        if path.exists():
-            self.data = json.loads(path.read_text())
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self._load()
+            yield data
+            self._save(data)
+
+    def _load(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {"procs": {}, "facts": {}}
+
+    def _save(self, data: dict) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.chmod(tmp, 0o600)  # holds the lab's AMI secret and API tokens
+        tmp.replace(self.path)
 
     def procs(self) -> dict[str, ProcRecord]:
-        return {k: ProcRecord(**v) for k, v in self.data["procs"].items()}
+        return {k: ProcRecord(**v) for k, v in self._load()["procs"].items()}
 
     def put_proc(self, rec: ProcRecord) -> None:
-        self.data["procs"][rec.name] = asdict(rec)
-        self.save()
+        with self._locked() as data:
+            data["procs"][rec.name] = asdict(rec)
 
     def drop_proc(self, name: str) -> None:
-        self.data["procs"].pop(name, None)
-        self.save()
+        with self._locked() as data:
+            data["procs"].pop(name, None)
 
     def facts(self) -> dict:
-        return self.data["facts"]
+        """A snapshot of the facts; change them with set_fact / fact_default."""
+        return self._load()["facts"]
 
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
-        os.chmod(tmp, 0o600)  # holds the lab's AMI secret
-        tmp.replace(self.path)
+    def set_fact(self, key: str, value: object) -> None:
+        with self._locked() as data:
+            data["facts"][key] = value
+
+    def fact_default(self, key: str, make: Callable[[], object]) -> object:
+        """The fact's value, created once (atomically across processes) by make()."""
+        with self._locked() as data:
+            if key not in data["facts"]:
+                data["facts"][key] = make()
+            return data["facts"][key]
