@@ -13,10 +13,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from telephony.lab.agents import logged_in_agent
 from telephony.lab.lab import Lab
+from telephony.lab.services import running_services
 from telephony.lab.sipp import citizen_call
 from telephony.lab.topology import NODES
+from telephony.service import PlatformService
+from telephony.ticket_context import decode_summary
 
 
 @dataclass
@@ -28,7 +33,9 @@ class SceneResult:
         self.lines.append(line)
 
 
+Services = dict[str, PlatformService]
 Scene = Callable[[Lab], Awaitable[SceneResult]]
+ServiceScene = Callable[[Lab, Services], Awaitable[SceneResult]]
 
 
 async def scene_citizen_to_12345(lab: Lab) -> SceneResult:
@@ -70,26 +77,189 @@ async def scene_trunk_12345_to_110(lab: Lab) -> SceneResult:
     return out
 
 
+async def timeline_lines(service: PlatformService, ticket: str, limit: int = 40) -> list[str]:
+    """The ticket's timeline from Redis, as readable lines relative to its first step."""
+    await service.store.flush()
+    entries = await service.store.timeline(ticket)
+    if not entries:
+        return [f"(no timeline for {ticket})"]
+    t0 = float(entries[0][1]["ts"])
+    lines = []
+    for _, f in entries[:limit]:
+        detail = " ".join(f"{k}={f[k]}" for k in ("queue", "detail_kind", "target", "cause_txt")
+                          if f.get(k))
+        lines.append(f"  +{float(f['ts']) - t0:7.3f}s  {f['kind']:<20} {detail}")
+    return lines
+
+
+async def scene_ivr_category(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    async with logged_in_agent(lab, "12345") as agent:
+        out.say("a citizen dials 12345, hears the greeting and presses 2 (投诉举报 complaint)")
+        res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
+                                 dtmf=[(1500, "2")], talk_s=6)
+        calls = await agent.wait_for_calls(1, ended=True)
+    if not (res.ok and calls and calls[0].answered):
+        out.say(f"FAILED: {res.errors[:200]}")
+        return out
+    inv = calls[0].invite.headers
+    out.say(f"agent12345-1's INVITE: X-Ticket-Category={inv.get('X-Ticket-Category')} "
+            f"X-Ticket-Summary={decode_summary(inv.get('X-Ticket-Summary', ''))}")
+    out.ok = inv.get("X-Ticket-Category") == "ivr.complaint"
+    return out
+
+
+async def scene_ivr_emergency_escape(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    async with logged_in_agent(lab, "110") as police:
+        out.say("a citizen dials 12345 and presses 0 (life in danger) during the greeting")
+        res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
+                                 dtmf=[(1500, "0")], talk_s=22)
+        calls = await police.wait_for_calls(1, ended=True)
+    if not (res.ok and calls and calls[0].answered):
+        out.say(f"FAILED: no police answer {res.errors[:200]}")
+        return out
+    inv = calls[0].invite.headers
+    out.say(f"the call skipped the 12345 queue: agent110-1 answered, urgency="
+            f"{inv.get('X-Ticket-Urgency')}, ticket {inv.get('X-Ticket-Id')}")
+    out.ok = inv.get("X-Ticket-Urgency") == "critical"
+    return out
+
+
+async def scene_ivr_diversion(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    async with logged_in_agent(lab, "12345") as hotline:
+        out.say("a citizen dials 110: 3 (non-emergency), 3 (water/power repair), 1 (accept 12345)")
+        res = await citizen_call(number="110", port=NODES["110"].sip_port,
+                                 dtmf=[(1500, "3"), (3000, "3"), (4500, "1")], talk_s=17)
+        calls = await hotline.wait_for_calls(1, ended=True)
+    if not (res.ok and calls and calls[0].answered):
+        out.say(f"FAILED: {res.errors[:200]}")
+        return out
+    inv = calls[0].invite.headers
+    out.say(f"agent12345-1 answered a ticket from {inv.get('X-Ticket-Origin')}: "
+            f"{decode_summary(inv.get('X-Ticket-Summary', ''))}")
+    out.ok = inv.get("X-Ticket-Origin") == "110"
+    return out
+
+
+async def scene_one_key_dtmf(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    async with (
+        logged_in_agent(lab, "12345", keys=[(2000, "*1")]) as agent,
+        logged_in_agent(lab, "110") as police,
+    ):
+        out.say("citizen -> 12345 agent; 2 s in, the agent presses *1 (one-key transfer to 110)")
+        res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
+                                 dtmf=[(1500, "2")], talk_s=12)
+        first = await agent.wait_for_calls(1, ended=True)
+        moved = await police.wait_for_calls(1, ended=True)
+    if not (res.ok and first and moved and moved[0].answered):
+        out.say(f"FAILED: {res.errors[:200]}")
+        return out
+    ticket = first[0].invite.headers["X-Ticket-Id"]
+    out.say(f"agent110-1's INVITE carried X-Ticket-Id={moved[0].invite.headers.get('X-Ticket-Id')}"
+            f" category={moved[0].invite.headers.get('X-Ticket-Category')}")
+    out.say(f"ticket {ticket} on the 12345 platform:")
+    out.lines += await timeline_lines(svc["12345"], ticket)
+    out.ok = moved[0].invite.headers.get("X-Ticket-Id") == ticket
+    return out
+
+
+async def scene_one_key_http(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    port = NODES["12345"].http_port
+    async with (
+        logged_in_agent(lab, "12345") as agent,
+        logged_in_agent(lab, "110") as police,
+    ):
+        call = asyncio.create_task(citizen_call(
+            number="12345", port=NODES["12345"].sip_port, dtmf=[(1500, "2")], talk_s=10))
+        await agent.wait_for_calls(1, timeout_s=15)
+        await asyncio.sleep(1.0)
+        url = f"http://127.0.0.1:{port}/api/v1/keys/xfer110?token=...&agent=agent12345-1"
+        out.say(f"the desk phone's action key: POST {url}")
+        async with aiohttp.ClientSession() as http, http.post(
+            url.replace("...", lab.token_for("agent12345-1"))
+        ) as resp:
+            body = await resp.json()
+        out.say(f"-> HTTP {resp.status}, op {body.get('op_id')} state={body.get('state')}")
+        moved = await police.wait_for_calls(1, timeout_s=15)
+        res = await call
+    op = svc["12345"].controller._ops.get(body.get("op_id", ""))
+    out.say(f"operation outcome: {op.state if op else '?'}; agent110-1 answered: "
+            f"{bool(moved and moved[0].answered)}")
+    out.ok = bool(res.ok and moved and moved[0].answered and op and op.state == "completed")
+    return out
+
+
+async def scene_routing(lab: Lab, svc: Services) -> SceneResult:
+    from routing.catalogue import DEFAULT_PATH, load_catalogue
+    from routing.classifier import Classifier
+    from routing.policy import decide_action
+
+    out = SceneResult(ok=True)
+    classifier = Classifier(load_catalogue(DEFAULT_PATH))
+    notes = [
+        "我家楼下有人拿刀砍人，流血了",
+        "小区路灯坏了好几天了，晚上很黑",
+        "上个月被人打了一顿，想咨询一下怎么起诉",
+        "邻居装修噪音太大，还跟我吵起来了",
+        "厨房着火了，烟很大",
+        "老人突然晕倒了，没有呼吸",
+    ]
+    for note in notes:
+        d = classifier.classify(note)
+        action = decide_action(d, receiving="12345")
+        out.say(f"{note}\n      -> primary={d.primary} also={list(d.also)} "
+                f"three_party={d.three_party} emergency={d.emergency} | {d.reason}"
+                f"\n      -> on the 12345 platform: {action.action} -> {','.join(action.targets)}"
+                + (f" (work order to {action.work_order_to})" if action.work_order_to else ""))
+        if d.emergency and d.primary == "12345":
+            out.ok = False
+    return out
+
+
 SCENES: list[tuple[str, Scene]] = [
-    ("citizen calls 12345, an agent answers", scene_citizen_to_12345),
+    ("citizen calls 12345 while the service is down: the dialplan still queues",
+     scene_citizen_to_12345),
     ("a call crosses the trunk 12345 -> 110 with its ticket", scene_trunk_12345_to_110),
+]
+SERVICE_SCENES: list[tuple[str, ServiceScene]] = [
+    ("IVR: the caller picks a category", scene_ivr_category),
+    ("IVR: emergency escape straight to 110", scene_ivr_emergency_escape),
+    ("IVR: 110 diverts a non-police caller to 12345", scene_ivr_diversion),
+    ("one-key transfer *1 (DTMF) 12345 -> 110, with its timeline", scene_one_key_dtmf),
+    ("one-key transfer from a desk phone's HTTP action key", scene_one_key_http),
+    ("routing decisions on agents' notes", scene_routing),
 ]
 
 
+async def _play(n: int, title: str, run: Callable[[], Awaitable[SceneResult]]) -> bool:
+    print(f"\n== scene {n}: {title}")
+    t0 = time.monotonic()
+    try:
+        result = await run()
+    except Exception as exc:  # a broken scene is reported, and the demo goes on
+        result = SceneResult(ok=False, lines=[f"FAILED with {type(exc).__name__}: {exc}"])
+    for line in result.lines:
+        print(f"   {line}")
+    print(f"   -> {'OK' if result.ok else 'FAILED'} ({time.monotonic() - t0:.1f}s)")
+    return result.ok
+
+
 async def run_scenes(lab: Lab) -> bool:
-    all_ok = True
-    for n, (title, scene) in enumerate(SCENES, 1):
-        print(f"\n== scene {n}: {title}")
-        t0 = time.monotonic()
-        try:
-            result = await scene(lab)
-        except Exception as exc:  # a broken scene is reported, and the demo goes on
-            result = SceneResult(ok=False, lines=[f"FAILED with {type(exc).__name__}: {exc}"])
-        for line in result.lines:
-            print(f"   {line}")
-        print(f"   -> {'OK' if result.ok else 'FAILED'} ({time.monotonic() - t0:.1f}s)")
-        all_ok &= result.ok
-    return all_ok
+    ok = True
+    n = 0
+    for title, scene in SCENES:
+        n += 1
+        ok &= await _play(n, title, lambda scene=scene: scene(lab))
+    print("\n== starting the hotline services for both platforms (IVR, call control, API)")
+    async with running_services() as svc:
+        for title, service_scene in SERVICE_SCENES:
+            n += 1
+            ok &= await _play(n, title, lambda s=service_scene: s(lab, svc))
+    return ok
 
 
 def _demo(args: argparse.Namespace) -> int:

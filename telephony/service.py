@@ -44,6 +44,7 @@ from telephony.directory import TrackerDirectory
 from telephony.domain_events import CALL_ENDED, CALL_STARTED, DomainEvent
 from telephony.lab.topology import HOST, NODES
 from telephony.logging import get_logger
+from telephony.sla import SlaRecorder, timeline
 from telephony.store import RedisStore
 from telephony.tracker import Tracker
 
@@ -152,6 +153,7 @@ class PlatformService:
         self.platform = config.platform
         node = NODES[config.platform]
         self.tracker = Tracker()
+        self.sla = SlaRecorder()
         self.store = RedisStore.from_url(config.redis_url, config.platform)
         self.queue: asyncio.Queue[Any] = asyncio.Queue(50_000)
         self.sessions = [
@@ -219,6 +221,7 @@ class PlatformService:
 
     def handle_event(self, event: dict[str, Any]) -> None:
         for fact in self.tracker.feed(event):
+            self.sla.apply(fact)
             self._persist(fact)
         self.controller.on_event(event)
         if event.get("Event") == "UserEvent" and keys.from_user_event(event) is not None:
@@ -240,6 +243,11 @@ class PlatformService:
         elif fact.kind == CALL_ENDED and fact.call_id:
             self.store.end_call(fact.call_id, {"ended": fact.ts, **(fact.data or {})})
         self._active_gauge.set(len(self.tracker.calls))
+
+    def sla_timeline(self, *, ticket_id: str | None = None,
+                     call_id: str | None = None) -> dict[str, Any] | None:
+        """SLA read API: ring/answer/bridge/leave per leg, transfer and conference times."""
+        return timeline(self.sla, ticket_id=ticket_id, call_id=call_id)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
