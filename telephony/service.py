@@ -37,7 +37,7 @@ from telephony.ami import AmiDisconnected, AmiError, AmiSession, AmiTimeout
 from telephony.api.app import create_app
 from telephony.api.tokens import TokenTable
 from telephony.control import keys
-from telephony.control.controller import Controller
+from telephony.control.controller import FED_EVENTS, Controller
 from telephony.control.observe import SetupTimeRecorder
 from telephony.control.targets import TargetPolicy
 from telephony.directory import TrackerDirectory
@@ -156,9 +156,11 @@ class PlatformService:
         self.sla = SlaRecorder()
         self.store = RedisStore.from_url(config.redis_url, config.platform)
         self.queue: asyncio.Queue[Any] = asyncio.Queue(50_000)
+        # Only the events someone reads: the tracker's, the controller's, and the key presses.
+        wanted = self.tracker.handled_events | FED_EVENTS | {"UserEvent", "FullyBooted"}
         self.sessions = [
             AmiSession(t.name, t.host, t.port, t.username, t.secret, event_queue=self.queue,
-                       on_connected=self._recover)
+                       on_connected=self._recover, events=sorted(wanted))
             for t in config.ami
         ]
         self.directory = TrackerDirectory(self.tracker, config.platform, node.queue)

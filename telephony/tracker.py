@@ -121,6 +121,11 @@ class Tracker:
         self._routes = {name: (handler, _VAR_KEYS.get(name, _PLAIN))
                         for name, handler in self._handlers.items()}
 
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """The AMI event names the tracker reads: what an AMI session should subscribe to."""
+        return frozenset(self._handlers)
+
     # ------------------------------------------------------------------ entry
 
     def feed(self, event: Event) -> list[DomainEvent]:
