@@ -1,0 +1,446 @@
+"""Benchmark: one-key transfer 12345 -> 110, service path against the raw AMI floor.
+
+    .venv/bin/python bench/bench_transfer.py --rate 1 --calls 20 --rate 5 --calls 40
+
+Both paths run in ONE run on the same lab with the same call pattern, call by
+call interleaved (a, b, a, b, ...) so machine noise hits both alike:
+
+  (a) service: HTTP key press POST /api/v1/keys/xfer110?agent=... to the running
+      12345 service (`hotline serve --platform 12345 --lab`, a child process),
+      which sends Setvar + BlindTransfer once its tracker knows the call;
+  (b) raw floor: this script's own AmiSession sends the same Setvar +
+      BlindTransfer for the agent's channel, no service logic in between.
+
+Measured: press -> bridged, where "press" is just before the HTTP request (a)
+or the first AMI action (b) leaves this process, and "bridged" is the arrival
+here of node12345's BridgeEnter that puts the caller and the trunk110 leg in
+one bridge. node110 answers the trunk only when its 110 agent answers (queue
+with ringing), so that moment means the caller is talking to the 110 agent.
+Both timestamps come from one clock in one process (the observer's AMI
+session), so AMI delivery delay cancels out between the paths.
+
+Call pattern: SIPp citizens dial 9999 on node12345 (straight to queue q12345,
+no IVR), a 12345 agent answers, the press comes HOLD_MS after the caller and
+agent are bridged, the 110 agent answers and hangs up 400 ms later, which ends
+the call. Every call must be bridged with 110 (else "lost"), and its ticket's
+Redis timeline (written by the 12345 service's tracker, for both paths) must
+hold transfer.started and transfer.completed (else "missing SLA").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stats import compare, meets_target
+from telephony.ami import AmiError, AmiSession
+from telephony.lab.agents import logged_in_agent
+from telephony.lab.lab import Lab
+from telephony.lab.sipp import citizen_call
+from telephony.lab.topology import HOST, NODES
+from telephony.model import parse_chan_variables
+
+ROOT = Path(__file__).resolve().parents[1]
+DIAL = "9999"  # any unknown number on node12345 goes straight to the queue (no IVR)
+HOLD_MS = 300  # agent and caller talk this long before the key press
+TARGET_HANGUP_MS = 400  # the 110 agent ends each call this long after answering
+BRIDGE_TIMEOUT_S = 10.0  # press -> bridged longer than this counts as a lost call
+MAX_OVERHEAD_MS, MAX_RATIO = 5.0, 1.3
+# The default run (`make bench`): 1/s and the rates tried for the lab's limit; 8/s is
+# past what 4+4 agents can serve, kept to show where the lab stops holding. ~4 minutes.
+DEFAULT_RATES = (1.0, 2.0, 5.0, 8.0)
+DEFAULT_CALLS = (40, 60, 150, 80)
+OBSERVED = ("BridgeEnter", "BridgeLeave", "BlindTransfer", "Hangup", "FullyBooted")
+AGENT_PREFIX = "PJSIP/agent12345-"
+TRUNK_PREFIX = "PJSIP/trunk110-"
+
+
+@dataclass
+class Call:
+    """One citizen call as the observer saw it."""
+
+    caller_uid: str
+    caller_channel: str
+    agent_channel: str
+    ticket_id: str
+    path: str = ""  # "service" | "raw"
+    pressed_at: float | None = None
+    acked_at: float | None = None  # HTTP 202 (a) / BlindTransfer reply (b)
+    transferred_at: float | None = None  # Asterisk's BlindTransfer event arrived
+    bridged_at: float | None = None
+    error: str = ""
+    bridged: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def agent_endpoint(self) -> str:
+        return self.agent_channel.removeprefix("PJSIP/").rsplit("-", 1)[0]
+
+    @property
+    def press_to_bridged_ms(self) -> float | None:
+        if self.pressed_at is None or self.bridged_at is None:
+            return None
+        return (self.bridged_at - self.pressed_at) * 1000
+
+    @property
+    def press_to_ack_ms(self) -> float | None:
+        return self._since_press(self.acked_at)
+
+    @property
+    def press_to_transfer_ms(self) -> float | None:
+        return self._since_press(self.transferred_at)
+
+    def _since_press(self, at: float | None) -> float | None:
+        if self.pressed_at is None or at is None:
+            return None
+        return (at - self.pressed_at) * 1000
+
+
+class Observer:
+    """Follows node12345's bridges: finds answered calls, times the caller reaching 110."""
+
+    def __init__(self) -> None:
+        self.bridges: dict[str, dict[str, str]] = {}  # bridge id -> {uniqueid: channel}
+        self.tickets: dict[str, str] = {}  # uniqueid -> TICKET_ID
+        self.calls: dict[str, Call] = {}  # by caller uniqueid
+        self.answered: asyncio.Queue[Call] = asyncio.Queue()
+
+    def on_event(self, event: Any) -> None:
+        now = time.perf_counter()  # first thing: the arrival time is the measurement
+        name = event.get("Event")
+        uid = str(event.get("Uniqueid", ""))
+        ticket = parse_chan_variables(event.get("ChanVariable")).get("TICKET_ID")
+        if ticket:
+            self.tickets[uid] = ticket
+        if name == "BridgeEnter":
+            members = self.bridges.setdefault(str(event.get("BridgeUniqueid")), {})
+            members[uid] = str(event.get("Channel", ""))
+            self._check_bridge(members, now)
+        elif name == "BlindTransfer":
+            call = self.calls.get(str(event.get("TransfereeUniqueid", "")))
+            if call is not None and call.pressed_at is not None and call.transferred_at is None:
+                call.transferred_at = now
+        elif name == "BridgeLeave":
+            self.bridges.get(str(event.get("BridgeUniqueid")), {}).pop(uid, None)
+        elif name == "Hangup":
+            self.tickets.pop(uid, None)
+
+    def _check_bridge(self, members: dict[str, str], now: float) -> None:
+        agents = [ch for ch in members.values() if ch.startswith(AGENT_PREFIX)]
+        trunks = [ch for ch in members.values() if ch.startswith(TRUNK_PREFIX)]
+        others = [(u, ch) for u, ch in members.items()
+                  if not ch.startswith((AGENT_PREFIX, TRUNK_PREFIX))]
+        if len(others) != 1:
+            return
+        caller_uid, caller_channel = others[0]
+        call = self.calls.get(caller_uid)
+        if agents and call is None:
+            call = Call(caller_uid, caller_channel, agents[0], self.tickets.get(caller_uid, ""))
+            self.calls[caller_uid] = call
+            self.answered.put_nowait(call)
+        elif trunks and call is not None and call.pressed_at is not None and not call.bridged_at:
+            call.bridged_at = now
+            call.bridged.set()
+
+
+class Presser:
+    """The two ways to press the key: (a) the service's HTTP action URL, (b) raw AMI."""
+
+    def __init__(self, lab: Lab, raw_ami: AmiSession, http: aiohttp.ClientSession) -> None:
+        self.lab, self.raw_ami, self.http = lab, raw_ami, http
+        self.url = f"http://{HOST}:{NODES['12345'].http_port}/api/v1/keys/xfer110"
+
+    async def service(self, call: Call) -> None:
+        headers = {"Authorization": f"Bearer {self.lab.token_for(call.agent_endpoint)}"}
+        call.pressed_at = time.perf_counter()
+        async with self.http.post(self.url, params={"agent": call.agent_endpoint},
+                                  headers=headers) as resp:
+            body = await resp.json()
+        call.acked_at = time.perf_counter()
+        if resp.status != 202:
+            call.error = f"http {resp.status}: {body}"
+
+    async def raw(self, call: Call) -> None:
+        # The same two actions the service's BlindTransfer operation sends, in order.
+        call.pressed_at = time.perf_counter()
+        try:
+            await self.raw_ami.send_action({
+                "Action": "Setvar", "Channel": call.caller_channel,
+                "Variable": "HOTLINE_RETURN_AGENT", "Value": call.agent_endpoint})
+            await self.raw_ami.send_action({
+                "Action": "BlindTransfer", "Channel": call.agent_channel,
+                "Context": "hotline-xfer", "Exten": "110"})
+        except AmiError as exc:
+            call.error = f"ami: {exc}"
+        call.acked_at = time.perf_counter()
+
+
+@dataclass
+class RateResult:
+    rate: float
+    placed: int
+    calls: list[Call]
+    citizens_ok: int
+    sla_missing: list[str]
+    wall_s: float
+    load_avg: float = 0.0  # 1-minute load average at the end: how noisy the machine was
+
+    def samples(self, path: str, measure: str = "press_to_bridged_ms") -> list[float]:
+        return [ms for c in self.calls if c.path == path
+                and (ms := getattr(c, measure)) is not None]
+
+    @property
+    def lost(self) -> int:
+        bridged = sum(1 for c in self.calls if c.bridged_at is not None and not c.error)
+        return self.placed - min(bridged, self.citizens_ok)
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and not self.sla_missing
+
+
+async def run_rate(lab: Lab, observer: Observer, presser: Presser, redis: Any, *,
+                   rate: float, calls: int, first_path: str) -> RateResult:
+    observer.calls.clear()
+    while not observer.answered.empty():
+        observer.answered.get_nowait()
+    t0 = time.perf_counter()
+    citizens = [asyncio.create_task(_citizen_after(i / rate, i)) for i in range(calls)]
+    paths = ("service", "raw") if first_path == "service" else ("raw", "service")
+    presses: list[asyncio.Task[None]] = []
+    for n in range(calls):
+        try:
+            call = await asyncio.wait_for(observer.answered.get(), 30)
+        except TimeoutError:
+            break
+        call.path = paths[n % 2]
+        presses.append(asyncio.create_task(_press_and_wait(presser, call)))
+    await asyncio.gather(*presses)
+    results = await asyncio.gather(*citizens)
+    wall = time.perf_counter() - t0
+    seen = list(observer.calls.values())
+    await asyncio.sleep(1.5)  # the service writes timelines behind (batched)
+    missing = [c.ticket_id or c.caller_uid for c in seen
+               if c.bridged_at is not None and not await _sla_complete(redis, c.ticket_id)]
+    return RateResult(rate, calls, seen, sum(r.ok for r in results), missing, wall,
+                      os.getloadavg()[0])
+
+
+async def _citizen_after(delay_s: float, index: int) -> Any:
+    await asyncio.sleep(delay_s)
+    return await citizen_call(number=DIAL, port=NODES["12345"].sip_port,
+                              caller=f"1390000{index:04d}", talk_s=None, timeout_s=25)
+
+
+async def _press_and_wait(presser: Presser, call: Call) -> None:
+    await asyncio.sleep(HOLD_MS / 1000)
+    try:
+        await (presser.service(call) if call.path == "service" else presser.raw(call))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        call.error = f"{type(exc).__name__}: {exc}"
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(call.bridged.wait(), BRIDGE_TIMEOUT_S)
+
+
+async def _sla_complete(redis: Any, ticket_id: str) -> bool:
+    if not ticket_id:
+        return False
+    entries = await redis.xrange(f"hl:12345:timeline:{ticket_id}")
+    kinds = {fields.get(b"kind", b"").decode() for _, fields in entries}
+    return {"transfer.started", "transfer.completed"} <= kinds
+
+
+# --------------------------------------------------------------------------- service processes
+
+
+@contextlib.asynccontextmanager
+async def service_processes(log_dir: Path) -> AsyncIterator[None]:
+    """Both platform services as child processes (`hotline serve --lab`), ready on /readyz."""
+    for platform in ("12345", "110"):
+        if await _ready(NODES[platform].http_port):
+            raise SystemExit(f"a hotline service already answers on port "
+                             f"{NODES[platform].http_port}; stop it first")
+    procs = []
+    try:
+        for platform in ("12345", "110"):
+            with _log_file(log_dir / f"service{platform}.log") as log:  # the child keeps it
+                procs.append(await asyncio.create_subprocess_exec(
+                    str(ROOT / ".venv/bin/hotline"), "serve", "--platform", platform, "--lab",
+                    stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+        deadline = time.monotonic() + 20
+        for platform in ("12345", "110"):
+            while not await _ready(NODES[platform].http_port):
+                if time.monotonic() > deadline or any(p.returncode is not None for p in procs):
+                    raise SystemExit(f"service {platform} did not become ready; see {log_dir}")
+                await asyncio.sleep(0.2)
+        yield
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def _log_file(path: Path) -> IO[bytes]:
+    return path.open("wb")
+
+
+async def _ready(port: int) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://{HOST}:{port}/readyz", timeout=aiohttp.ClientTimeout(1)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(ms: float) -> str:
+    return f"{ms:.1f}"
+
+
+MEASURES = (
+    ("press_to_bridged_ms", "press -> caller bridged with the 110 agent (the benchmark)"),
+    ("press_to_transfer_ms", "press -> transfer executed (Asterisk's BlindTransfer event)"),
+    ("press_to_ack_ms", "press -> reply (HTTP 202 / BlindTransfer action reply)"),
+)
+
+
+def report(results: list[RateResult], agents: int) -> str:
+    """Markdown for BENCHMARKS.md: one table per measure, one row per rate."""
+    lines = [f"Interleaved a/b per call, {agents} agents per platform, all times in ms. "
+             f"Target: overhead p99 <= {MAX_OVERHEAD_MS:g} ms and ratio <= {MAX_RATIO:g} "
+             "(checked on press -> bridged and press -> transfer executed)."]
+    for measure, title in MEASURES:
+        lines += ["", f"**{title}**", "",
+                  "| rate (calls/s) | n a/b | (a) service p50 / p99 | (b) raw p50 / p99 "
+                  "| overhead p50 / p99 | ratio p50 / p99 | target met |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in results:
+            lines.append(_row(r, measure, check=measure != "press_to_ack_ms"))
+    lines += ["", "| rate (calls/s) | calls placed | lost or not bridged in 10 s "
+              "| SLA records missing | wall s | load avg |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r.rate:g} | {r.placed} | {r.lost} | {len(r.sla_missing)} | {r.wall_s:.1f} "
+              f"| {r.load_avg:.1f} |" for r in results]
+    clean = [r.rate for r in results if r.clean]
+    lines += ["", "Highest sustained rate with zero lost calls and zero missing SLA records: "
+              + (f"**{max(clean):g} calls/s**" if clean else "none of the rates tried")]
+    return "\n".join(lines)
+
+
+def _row(r: RateResult, measure: str, *, check: bool) -> str:
+    a, b = r.samples("service", measure), r.samples("raw", measure)
+    if len(a) < 2 or len(b) < 2:
+        return f"| {r.rate:g} | {len(a)}/{len(b)} | - | - | - | - | too few samples |"
+    p50, p99 = compare(a, b, 50), compare(a, b, 99)
+    met = "-"
+    if check and not r.clean:
+        met = "no (calls lost)"  # saturated: the numbers time the queue, not the transfer
+    elif check:
+        met = "yes" if meets_target(p99, MAX_OVERHEAD_MS, MAX_RATIO) else "no"
+    return (f"| {r.rate:g} | {len(a)}/{len(b)} | {fmt(p50.service_ms)} / {fmt(p99.service_ms)} "
+            f"| {fmt(p50.raw_ms)} / {fmt(p99.raw_ms)} "
+            f"| {fmt(p50.overhead_ms)} / {fmt(p99.overhead_ms)} "
+            f"| {p50.ratio:.2f} / {p99.ratio:.2f} | {met} |")
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def bench(rates: list[float], calls: list[int], agents: int) -> list[RateResult]:
+    lab = Lab()
+    log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-transfer"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    info = lab.node_info("12345")
+    watch = AmiSession("node12345", info.ami_host, info.ami_port, info.ami_user, info.ami_secret,
+                       events=OBSERVED, on_event=observer.on_event, queue_size=100_000)
+    raw = AmiSession("node12345-raw", info.ami_host, info.ami_port, info.ami_user,
+                     info.ami_secret, events=("FullyBooted",), login_events="off")
+    redis = aioredis.from_url(lab.redis_url)
+    results = []
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(service_processes(log_dir))
+        for session in (watch, raw):
+            await session.start()
+            stack.push_async_callback(session.close)
+            await session.wait_ready(10)
+        for platform, behaviour in (("12345", {}), ("110", {"hangup_after_ms": TARGET_HANGUP_MS})):
+            for index in range(agents):
+                await stack.enter_async_context(logged_in_agent(lab, platform, index,
+                                                                **behaviour))
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        presser = Presser(lab, raw, http)
+        for n, (rate, count) in enumerate(zip(rates, calls, strict=True)):
+            print(f"[bench] {count} calls at {rate:g}/s ...", file=sys.stderr, flush=True)
+            result = await run_rate(lab, observer, presser, redis, rate=rate, calls=count,
+                                    first_path="service" if n % 2 == 0 else "raw")
+            errors = [c.error for c in result.calls if c.error]
+            print(f"[bench]   done in {result.wall_s:.1f}s: lost {result.lost}, "
+                  f"SLA missing {len(result.sla_missing)}, errors {errors[:3]}",
+                  file=sys.stderr, flush=True)
+            results.append(result)
+            await asyncio.sleep(2)  # let the last calls end before the next rate
+    await redis.aclose()
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, action="append",
+                        help="calls per second; repeat for several rates "
+                             f"(default {' '.join(f'{r:g}' for r in DEFAULT_RATES)})")
+    parser.add_argument("--calls", type=int, action="append",
+                        help="calls at each --rate, in the same order, or one for all "
+                             f"(default {' '.join(map(str, DEFAULT_CALLS))})")
+    parser.add_argument("--agents", type=int, default=4, choices=range(1, 5),
+                        help="agents per platform (lab has 4)")
+    args = parser.parse_args(argv)
+    if args.rate is None:
+        args.rate, args.calls = list(DEFAULT_RATES), args.calls or list(DEFAULT_CALLS)
+    args.calls = args.calls or [20]
+    if len(args.calls) == 1 and len(args.rate) > 1:
+        args.calls = args.calls * len(args.rate)
+    if len(args.calls) != len(args.rate):
+        parser.error("give one --calls per --rate (or a single --calls for all)")
+    if any(r <= 0 for r in args.rate) or any(c < 2 for c in args.calls):
+        parser.error("rates must be > 0 and at least 2 calls per rate")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    lab = Lab()
+    with lab.exclusive():
+        # A lab that answers is used as it is (other workers share it); else start it.
+        if not all(asyncio.run(lab.ready()).values()):
+            lab.up(timeout=90)
+        results = asyncio.run(bench(args.rate, args.calls, args.agents))
+    print(report(results, args.agents))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

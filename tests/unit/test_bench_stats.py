@@ -1,0 +1,127 @@
+"""The transfer benchmark's pure parts: percentiles, comparison, the bridge observer, report."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from bench import bench_transfer as bt
+from bench.stats import Comparison, compare, meets_target, percentile
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    random.Random(4).shuffle(values)
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 100.0
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([10.0, 20.0], 25) == pytest.approx(12.5)
+
+
+def test_percentile_refuses_no_values_and_bad_quantiles() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_overhead_and_ratio_compare_the_same_quantile_of_each_path() -> None:
+    service = [12.0, 14.0, 16.0, 40.0]
+    raw = [10.0, 10.0, 12.0, 30.0]
+    p50 = compare(service, raw, 50)
+    assert (p50.service_ms, p50.raw_ms) == (15.0, 11.0)
+    assert p50.overhead_ms == pytest.approx(4.0)
+    assert p50.ratio == pytest.approx(15 / 11)
+    assert Comparison(99, 5.0, 0.0).ratio == math.inf
+
+
+def test_target_needs_both_overhead_and_ratio() -> None:
+    assert meets_target(Comparison(99, 24.0, 20.0), 5.0, 1.3)
+    assert not meets_target(Comparison(99, 26.0, 20.0), 5.0, 1.3)  # overhead 6 ms
+    assert not meets_target(Comparison(99, 4.0, 2.0), 5.0, 1.3)  # ratio 2
+
+
+def _enter(bridge: str, uid: str, channel: str, ticket: str = "") -> dict:
+    event = {"Event": "BridgeEnter", "BridgeUniqueid": bridge, "Uniqueid": uid,
+             "Channel": channel}
+    if ticket:
+        event["ChanVariable"] = [f"TICKET_ID={ticket}", "HOTLINE_OP="]
+    return event
+
+
+def test_observer_finds_answered_calls_and_times_the_caller_reaching_the_trunk() -> None:
+    obs = bt.Observer()
+    obs.on_event(_enter("b1", "c1", "PJSIP/citizen-00000001", ticket="T-1"))
+    assert obs.answered.empty()  # alone in the bridge: not answered yet
+    obs.on_event(_enter("b1", "a1", "PJSIP/agent12345-2-00000002"))
+    call = obs.answered.get_nowait()
+    assert (call.caller_uid, call.caller_channel, call.ticket_id) == (
+        "c1", "PJSIP/citizen-00000001", "T-1")
+    assert call.agent_channel == "PJSIP/agent12345-2-00000002"
+    assert call.agent_endpoint == "agent12345-2"
+
+    obs.on_event({"Event": "BridgeLeave", "BridgeUniqueid": "b1", "Uniqueid": "c1"})
+    obs.on_event({"Event": "BlindTransfer", "TransfereeUniqueid": "c1"})
+    assert call.transferred_at is None  # no press yet: nothing is timed
+    call.pressed_at = 100.0
+    obs.on_event({"Event": "BlindTransfer", "TransfereeUniqueid": "c1"})
+    obs.on_event(_enter("b2", "t1", "PJSIP/trunk110-00000003"))
+    obs.on_event(_enter("b2", "c1", "PJSIP/citizen-00000001"))
+    assert call.bridged.is_set()
+    assert call.transferred_at is not None and call.bridged_at is not None
+    assert call.bridged_at >= call.transferred_at
+    assert call.press_to_bridged_ms == pytest.approx((call.bridged_at - 100.0) * 1000)
+    assert obs.answered.empty()  # the trunk bridge is not a new answered call
+
+
+def test_observer_ignores_a_bridge_without_exactly_one_caller() -> None:
+    obs = bt.Observer()
+    obs.on_event(_enter("b1", "a1", "PJSIP/agent12345-1-00000001"))
+    obs.on_event(_enter("b1", "t1", "PJSIP/trunk110-00000002"))
+    assert obs.answered.empty() and not obs.calls
+
+
+def _call(path: str, press_ms: float, bridged_ms: float | None) -> bt.Call:
+    call = bt.Call("u", "PJSIP/c-1", "PJSIP/agent12345-1-1", "T", path=path, pressed_at=0.0)
+    call.bridged_at = None if bridged_ms is None else bridged_ms / 1000
+    call.transferred_at = press_ms / 1000
+    return call
+
+
+def test_report_shows_both_paths_overhead_ratio_and_the_clean_rate() -> None:
+    clean = bt.RateResult(1.0, 4, [_call("service", 5, 30), _call("raw", 3, 28),
+                                   _call("service", 6, 31), _call("raw", 3, 29)],
+                          citizens_ok=4, sla_missing=[], wall_s=4.0)
+    lossy = bt.RateResult(8.0, 4, [_call("service", 5, 30), _call("raw", 3, None),
+                                   _call("service", 6, 31), _call("raw", 3, 29)],
+                          citizens_ok=4, sla_missing=["T-9"], wall_s=4.0, load_avg=1.5)
+    assert clean.clean and clean.lost == 0
+    assert not lossy.clean and lossy.lost == 1
+    text = bt.report([clean, lossy], agents=4)
+    row = next(line for line in text.splitlines() if line.startswith("| 1 | 2/2"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "30.5 / 31.0" and cells[3] == "28.5 / 29.0"
+    assert cells[4] == "2.0 / 2.0" and cells[5] == "1.07 / 1.07" and cells[6] == "yes"
+    assert "| 8 | 2/1 |" in text and "too few samples" in text
+    assert "| 8 | 4 | 1 | 1 | 4.0 | 1.5 |" in text
+    lossy_full = bt.RateResult(8.0, 2, [_call("service", 5, 30), _call("raw", 3, 28),
+                                        _call("service", 6, 31), _call("raw", 3, 29)],
+                               citizens_ok=1, sla_missing=[], wall_s=4.0)
+    assert "no (calls lost)" in bt.report([lossy_full], agents=4)
+    assert text.endswith("**1 calls/s**")
+
+
+def test_cli_defaults_and_rate_call_pairing() -> None:
+    args = bt.parse_args([])
+    assert args.rate == list(bt.DEFAULT_RATES) and args.calls == list(bt.DEFAULT_CALLS)
+    args = bt.parse_args(["--rate", "1", "--calls", "20"])
+    assert (args.rate, args.calls) == ([1.0], [20])
+    args = bt.parse_args(["--rate", "2", "--rate", "5", "--calls", "30"])
+    assert args.calls == [30, 30]
+    with pytest.raises(SystemExit):
+        bt.parse_args(["--rate", "1", "--rate", "2", "--calls", "3", "--calls", "4",
+                       "--calls", "5"])
