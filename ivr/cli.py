@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 from dataclasses import replace
 
 from ivr.fastagi import FastAGIServer
@@ -19,6 +17,7 @@ from ivr.queue_stats import DialplanQueueStats
 from ivr.settings import IvrSettings
 from ivr.tickets import JsonlTicketSink
 from telephony.lab.topology import HOST, NODES
+from telephony.lifecycle import run_until_signal
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,21 +57,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings=settings_from_args(args),
     )
     port = args.port if args.port is not None else node.fastagi_port
-    asyncio.run(_serve_until_signal(FastAGIServer(routes_for(deps), args.host, port)))
+    asyncio.run(run_until_signal(FastAGIServer(routes_for(deps), args.host, port)))
     return 0
-
-
-async def _serve_until_signal(server: FastAGIServer) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
 
 
 def _prompts(args: argparse.Namespace) -> int:

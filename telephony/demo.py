@@ -33,6 +33,23 @@ class SceneResult:
         self.lines.append(line)
 
 
+async def answered_invite(
+    lab: Lab, out: SceneResult, *, agent_platform: str, number: str, via: str,
+    caller: str = "13800001234", dtmf: list[tuple[int, str]] | None = None, talk_s: float = 2.0,
+) -> dict[str, str] | None:
+    """Log in the first agent of `agent_platform`, place a citizen call to `number` on node
+    `via`, and return the headers of the INVITE that agent answered (None: say why)."""
+    async with logged_in_agent(lab, agent_platform) as agent:
+        res = await citizen_call(number=number, port=NODES[via].sip_port, caller=caller,
+                                 dtmf=dtmf or [], talk_s=talk_s)
+        calls = await agent.wait_for_calls(1, ended=True)
+    if not (res.ok and calls and calls[0].answered):
+        out.say(f"FAILED: citizen ok={res.ok} status={res.sip_status} answered="
+                f"{bool(calls and calls[0].answered)} {res.errors[:200]}")
+        return None
+    return calls[0].invite.headers
+
+
 Services = dict[str, PlatformService]
 Scene = Callable[[Lab], Awaitable[SceneResult]]
 ServiceScene = Callable[[Lab, Services], Awaitable[SceneResult]]
@@ -40,42 +57,26 @@ ServiceScene = Callable[[Lab, Services], Awaitable[SceneResult]]
 
 async def scene_citizen_to_12345(lab: Lab) -> SceneResult:
     out = SceneResult(ok=False)
-    async with logged_in_agent(lab, "12345", ring_delay_ms=400) as agent:
-        out.say("agent12345-1 logs in to q12345; a citizen (13800001234) dials 12345")
-        res = await citizen_call(
-            number="12345", port=NODES["12345"].sip_port, caller="13800001234", talk_s=2.0
-        )
-        calls = await agent.wait_for_calls(1, ended=True)
-    if not (res.ok and calls and calls[0].answered):
-        out.say(f"FAILED: citizen ok={res.ok} status={res.sip_status} {res.errors[:200]}")
-        return out
-    inv = calls[0].invite.headers
-    out.say(f"agent12345-1 rang and answered; INVITE carried X-Ticket-Id={inv.get('X-Ticket-Id')}"
-            f" X-Ticket-Callback={inv.get('X-Ticket-Callback')}")
-    out.say(f"call lasted {res.call_duration_s:.1f}s, citizen hung up")
-    out.ok = True
+    out.say("agent12345-1 logs in to q12345; a citizen (13800001234) dials 12345")
+    inv = await answered_invite(lab, out, agent_platform="12345", number="12345", via="12345")
+    if inv is not None:
+        out.say(f"agent12345-1 rang and answered; INVITE carried X-Ticket-Id="
+                f"{inv.get('X-Ticket-Id')} X-Ticket-Callback={inv.get('X-Ticket-Callback')}")
+        out.ok = bool(inv.get("X-Ticket-Id"))
     return out
-
 
 async def scene_trunk_12345_to_110(lab: Lab) -> SceneResult:
     out = SceneResult(ok=False)
-    async with logged_in_agent(lab, "110") as agent110:
-        out.say("agent110-1 logs in to q110; a citizen on the 12345 network dials 110")
-        res = await citizen_call(
-            number="110", port=NODES["12345"].sip_port, caller="13900005678", talk_s=2.0
-        )
-        calls = await agent110.wait_for_calls(1, ended=True)
-    if not (res.ok and calls and calls[0].answered):
-        out.say(f"FAILED: citizen ok={res.ok} status={res.sip_status} {res.errors[:200]}")
-        return out
-    inv = calls[0].invite.headers
-    ticket = inv.get("X-Ticket-Id", "")
-    out.say("node12345 created the ticket, dialled trunk110; node110 queued it in q110")
-    out.say(f"the 110 agent's INVITE carried X-Ticket-Id: {ticket}"
-            f" (X-Ticket-Origin: {inv.get('X-Ticket-Origin')})")
-    out.ok = ticket.startswith("T12345-")
+    out.say("agent110-1 logs in to q110; a citizen on the 12345 network dials 110")
+    inv = await answered_invite(lab, out, agent_platform="110", number="110", via="12345",
+                                caller="13900005678")
+    if inv is not None:
+        ticket = inv.get("X-Ticket-Id", "")
+        out.say("node12345 created the ticket, dialled trunk110; node110 queued it in q110")
+        out.say(f"the 110 agent's INVITE carried X-Ticket-Id: {ticket}"
+                f" (X-Ticket-Origin: {inv.get('X-Ticket-Origin')})")
+        out.ok = ticket.startswith("T12345-")
     return out
-
 
 async def timeline_lines(service: PlatformService, ticket: str, limit: int = 40) -> list[str]:
     """The ticket's timeline from Redis, as readable lines relative to its first step."""
@@ -94,54 +95,36 @@ async def timeline_lines(service: PlatformService, ticket: str, limit: int = 40)
 
 async def scene_ivr_category(lab: Lab, svc: Services) -> SceneResult:
     out = SceneResult(ok=False)
-    async with logged_in_agent(lab, "12345") as agent:
-        out.say("a citizen dials 12345, hears the greeting and presses 2 (投诉举报 complaint)")
-        res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
-                                 dtmf=[(1500, "2")], talk_s=6)
-        calls = await agent.wait_for_calls(1, ended=True)
-    if not (res.ok and calls and calls[0].answered):
-        out.say(f"FAILED: {res.errors[:200]}")
-        return out
-    inv = calls[0].invite.headers
-    out.say(f"agent12345-1's INVITE: X-Ticket-Category={inv.get('X-Ticket-Category')} "
-            f"X-Ticket-Summary={decode_summary(inv.get('X-Ticket-Summary', ''))}")
-    out.ok = inv.get("X-Ticket-Category") == "ivr.complaint"
+    out.say("a citizen dials 12345, hears the greeting and presses 2 (投诉举报 complaint)")
+    inv = await answered_invite(lab, out, agent_platform="12345", number="12345", via="12345",
+                                dtmf=[(1500, "2")], talk_s=6)
+    if inv is not None:
+        out.say(f"agent12345-1's INVITE: X-Ticket-Category={inv.get('X-Ticket-Category')} "
+                f"X-Ticket-Summary={decode_summary(inv.get('X-Ticket-Summary', ''))}")
+        out.ok = inv.get("X-Ticket-Category") == "ivr.complaint"
     return out
-
 
 async def scene_ivr_emergency_escape(lab: Lab, svc: Services) -> SceneResult:
     out = SceneResult(ok=False)
-    async with logged_in_agent(lab, "110") as police:
-        out.say("a citizen dials 12345 and presses 0 (life in danger) during the greeting")
-        res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
-                                 dtmf=[(1500, "0")], talk_s=22)
-        calls = await police.wait_for_calls(1, ended=True)
-    if not (res.ok and calls and calls[0].answered):
-        out.say(f"FAILED: no police answer {res.errors[:200]}")
-        return out
-    inv = calls[0].invite.headers
-    out.say(f"the call skipped the 12345 queue: agent110-1 answered, urgency="
-            f"{inv.get('X-Ticket-Urgency')}, ticket {inv.get('X-Ticket-Id')}")
-    out.ok = inv.get("X-Ticket-Urgency") == "critical"
+    out.say("a citizen dials 12345 and presses 0 (life in danger) during the greeting")
+    inv = await answered_invite(lab, out, agent_platform="110", number="12345", via="12345",
+                                dtmf=[(1500, "0")], talk_s=22)
+    if inv is not None:
+        out.say(f"the call skipped the 12345 queue: agent110-1 answered, urgency="
+                f"{inv.get('X-Ticket-Urgency')}, ticket {inv.get('X-Ticket-Id')}")
+        out.ok = inv.get("X-Ticket-Urgency") == "critical"
     return out
-
 
 async def scene_ivr_diversion(lab: Lab, svc: Services) -> SceneResult:
     out = SceneResult(ok=False)
-    async with logged_in_agent(lab, "12345") as hotline:
-        out.say("a citizen dials 110: 3 (non-emergency), 3 (water/power repair), 1 (accept 12345)")
-        res = await citizen_call(number="110", port=NODES["110"].sip_port,
-                                 dtmf=[(1500, "3"), (3000, "3"), (4500, "1")], talk_s=17)
-        calls = await hotline.wait_for_calls(1, ended=True)
-    if not (res.ok and calls and calls[0].answered):
-        out.say(f"FAILED: {res.errors[:200]}")
-        return out
-    inv = calls[0].invite.headers
-    out.say(f"agent12345-1 answered a ticket from {inv.get('X-Ticket-Origin')}: "
-            f"{decode_summary(inv.get('X-Ticket-Summary', ''))}")
-    out.ok = inv.get("X-Ticket-Origin") == "110"
+    out.say("a citizen dials 110: 3 (non-emergency), 3 (water/power repair), 1 (accept 12345)")
+    inv = await answered_invite(lab, out, agent_platform="12345", number="110", via="110",
+                                dtmf=[(1500, "3"), (3000, "3"), (4500, "1")], talk_s=17)
+    if inv is not None:
+        out.say(f"agent12345-1 answered a ticket from {inv.get('X-Ticket-Origin')}: "
+                f"{decode_summary(inv.get('X-Ticket-Summary', ''))}")
+        out.ok = inv.get("X-Ticket-Origin") == "110"
     return out
-
 
 async def scene_one_key_dtmf(lab: Lab, svc: Services) -> SceneResult:
     out = SceneResult(ok=False)
