@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "telephony.control.cli",
     "telephony.service",
     "telephony.replay",
+    "telephony.record",
     "telephony.demo",
 )
 

@@ -48,7 +48,11 @@ class ScenarioRun:
         return await self.ami[platform].send_action(action, reply_timeout=5.0)
 
     async def wait_event(
-        self, match: Callable[[Event], bool], *, timeout_s: float = 10.0, after: int = 0,
+        self,
+        match: Callable[[Event], bool],
+        *,
+        timeout_s: float = 10.0,
+        after: int = 0,
         what: str = "event",
     ) -> Event:
         """The first recorded event (from index `after`) that `match`es; polls the live list."""
@@ -64,13 +68,18 @@ class ScenarioRun:
                 raise ScenarioFailed(f"no {what} within {timeout_s}s")
             await asyncio.sleep(0.02)
 
-    async def bridged(self, platform: str, endpoint: str, *, timeout_s: float = 10.0,
-                      after: int = 0) -> Event:
+    async def bridged(
+        self, platform: str, endpoint: str, *, timeout_s: float = 10.0, after: int = 0
+    ) -> Event:
         """The BridgeEnter of `endpoint`'s channel on `platform`'s node."""
         return await self.wait_event(
-            lambda e: is_event(e, "BridgeEnter", platform)
-            and str(e.get("Channel", "")).startswith(f"PJSIP/{endpoint}-"),
-            timeout_s=timeout_s, after=after, what=f"BridgeEnter of {endpoint} on {platform}",
+            lambda e: (
+                is_event(e, "BridgeEnter", platform)
+                and str(e.get("Channel", "")).startswith(f"PJSIP/{endpoint}-")
+            ),
+            timeout_s=timeout_s,
+            after=after,
+            what=f"BridgeEnter of {endpoint} on {platform}",
         )
 
     async def peer_in_bridge(self, bridge_enter: Event, *, timeout_s: float = 5.0) -> Event:
@@ -78,9 +87,14 @@ class ScenarioRun:
         bridge, own = bridge_enter["BridgeUniqueid"], bridge_enter["Channel"]
         node = bridge_enter["SystemName"]
         return await self.wait_event(
-            lambda e: e.get("Event") == "BridgeEnter" and e.get("SystemName") == node
-            and e.get("BridgeUniqueid") == bridge and e.get("Channel") != own,
-            timeout_s=timeout_s, what=f"peer of {own} in bridge {bridge}",
+            lambda e: (
+                e.get("Event") == "BridgeEnter"
+                and e.get("SystemName") == node
+                and e.get("BridgeUniqueid") == bridge
+                and e.get("Channel") != own
+            ),
+            timeout_s=timeout_s,
+            what=f"peer of {own} in bridge {bridge}",
         )
 
     def count(self, name: str, platform: str | None = None) -> int:
@@ -127,10 +141,12 @@ async def simple_call(run: ScenarioRun) -> None:
 async def queue_abandon(run: ScenarioRun) -> None:
     """Citizen -> 12345 with no agent logged in; hangs up after 3 s in the queue."""
     async with citizen(talk_s=3.0):
-        await run.wait_event(lambda e: is_event(e, "QueueCallerJoin", "12345"),
-                             what="QueueCallerJoin")
-    await run.wait_event(lambda e: is_event(e, "QueueCallerAbandon", "12345"),
-                         what="QueueCallerAbandon")
+        await run.wait_event(
+            lambda e: is_event(e, "QueueCallerJoin", "12345"), what="QueueCallerJoin"
+        )
+    await run.wait_event(
+        lambda e: is_event(e, "QueueCallerAbandon", "12345"), what="QueueCallerAbandon"
+    )
 
 
 async def blind_transfer_cross_trunk(run: ScenarioRun) -> None:
@@ -147,8 +163,10 @@ async def blind_transfer_cross_trunk(run: ScenarioRun) -> None:
         await _blind_transfer(run, caller, exten="110")
         agent110 = await run.bridged("110", AGENT_110, after=mark)
         trunk_leg = await run.peer_in_bridge(agent110)
-        run.require(trunk_leg["Channel"].startswith("PJSIP/trunk12345-"),
-                    f"110 agent bridged with {trunk_leg['Channel']}, not the trunk")
+        run.require(
+            trunk_leg["Channel"].startswith("PJSIP/trunk12345-"),
+            f"110 agent bridged with {trunk_leg['Channel']}, not the trunk",
+        )
     await _all_hung_up(run)
 
 
@@ -174,23 +192,47 @@ async def _attended_call(run: ScenarioRun) -> tuple[int, str]:
         # option and features.conf disables the built-in key, so before the bridge: allow the
         # callee (agent) to transfer (BRIDGE_FEATURES=t on the caller) and give the agent's
         # channel an atxfer code (FEATUREMAP) while it still rings.
-        queued = await run.wait_event(lambda e: is_event(e, "QueueCallerJoin", "12345"),
-                                      what="QueueCallerJoin")
-        await run.action("12345", {"Action": "Setvar", "Channel": queued["Channel"],
-                                   "Variable": "BRIDGE_FEATURES", "Value": "t"})
+        queued = await run.wait_event(
+            lambda e: is_event(e, "QueueCallerJoin", "12345"), what="QueueCallerJoin"
+        )
+        await run.action(
+            "12345",
+            {
+                "Action": "Setvar",
+                "Channel": queued["Channel"],
+                "Variable": "BRIDGE_FEATURES",
+                "Value": "t",
+            },
+        )
         ringing = await run.wait_event(
-            lambda e: is_event(e, "Newchannel", "12345")
-            and str(e.get("Channel", "")).startswith(f"PJSIP/{AGENT_12345}-"),
+            lambda e: (
+                is_event(e, "Newchannel", "12345")
+                and str(e.get("Channel", "")).startswith(f"PJSIP/{AGENT_12345}-")
+            ),
             what="the queue ringing agent12345-1",
         )
-        await run.action("12345", {"Action": "Setvar", "Channel": ringing["Channel"],
-                                   "Variable": "FEATUREMAP(atxfer)", "Value": "*9"})
+        await run.action(
+            "12345",
+            {
+                "Action": "Setvar",
+                "Channel": ringing["Channel"],
+                "Variable": "FEATUREMAP(atxfer)",
+                "Value": "*9",
+            },
+        )
         agent = await run.bridged("12345", AGENT_12345)
         await run.peer_in_bridge(agent)
         await asyncio.sleep(1.0)
         mark = len(run.events)
-        await run.action("12345", {"Action": "Atxfer", "Channel": agent["Channel"],
-                                   "Context": "hotline-xfer", "Exten": "110"})
+        await run.action(
+            "12345",
+            {
+                "Action": "Atxfer",
+                "Channel": agent["Channel"],
+                "Context": "hotline-xfer",
+                "Exten": "110",
+            },
+        )
         await run.bridged("110", AGENT_110, after=mark)
     return mark, agent["Channel"]
 
@@ -199,8 +241,10 @@ async def attended_transfer_complete(run: ScenarioRun) -> None:
     """Atxfer to 110; agent110-1 answers the consultation; agent12345-1 presses #2."""
     mark = await _attended(run, "#2")
     run.require(
-        any(is_event(e, "AttendedTransfer", "12345") and e.get("Result") == "Success"
-            for e in run.events[mark:]),
+        any(
+            is_event(e, "AttendedTransfer", "12345") and e.get("Result") == "Success"
+            for e in run.events[mark:]
+        ),
         "no successful AttendedTransfer on node12345",
     )
 
@@ -208,8 +252,10 @@ async def attended_transfer_complete(run: ScenarioRun) -> None:
 async def attended_transfer_cancel(run: ScenarioRun) -> None:
     """Atxfer to 110; agent110-1 answers; agent12345-1 presses #1: back to the caller."""
     mark = await _attended(run, "#1")
-    run.require(not any(is_event(e, "AttendedTransfer") for e in run.events[mark:]),
-                "an abort must not produce an AttendedTransfer")
+    run.require(
+        not any(is_event(e, "AttendedTransfer") for e in run.events[mark:]),
+        "an abort must not produce an AttendedTransfer",
+    )
 
 
 async def attended_transfer_threeway(run: ScenarioRun) -> None:
@@ -244,13 +290,18 @@ async def hangup_race(run: ScenarioRun) -> None:
         mark = len(run.events)
         await _blind_transfer(run, caller, exten="110")
         await run.wait_event(
-            lambda e: is_event(e, "DialBegin", "110")
-            and str(e.get("DestChannel", "")).startswith(f"PJSIP/{AGENT_110}-"),
-            after=mark, what="110 queue ringing agent110-1",
+            lambda e: (
+                is_event(e, "DialBegin", "110")
+                and str(e.get("DestChannel", "")).startswith(f"PJSIP/{AGENT_110}-")
+            ),
+            after=mark,
+            what="110 queue ringing agent110-1",
         )
     await _all_hung_up(run)
-    run.require(not any(is_event(e, "BridgeEnter", "110") for e in run.events[mark:]),
-                "agent110-1 answered: the race was lost")
+    run.require(
+        not any(is_event(e, "BridgeEnter", "110") for e in run.events[mark:]),
+        "agent110-1 answered: the race was lost",
+    )
 
 
 async def transfer_no_answer(run: ScenarioRun) -> None:
@@ -266,14 +317,23 @@ async def transfer_no_answer(run: ScenarioRun) -> None:
         await asyncio.sleep(0.5)
         # A channel variable shadows the dialplan global of the same name: a short ring
         # timeout for this call keeps the scenario short.
-        await run.action("12345", {"Action": "Setvar", "Channel": caller["Channel"],
-                                   "Variable": "XFER_RING_TIMEOUT", "Value": "4"})
+        await run.action(
+            "12345",
+            {
+                "Action": "Setvar",
+                "Channel": caller["Channel"],
+                "Variable": "XFER_RING_TIMEOUT",
+                "Value": "4",
+            },
+        )
         mark = len(run.events)
         await _blind_transfer(run, caller, exten="110")
         await run.wait_event(
-            lambda e: is_event(e, "UserEvent", "12345")
-            and e.get("UserEvent") == "HotlineXferFailed",
-            after=mark, what="UserEvent HotlineXferFailed",
+            lambda e: (
+                is_event(e, "UserEvent", "12345") and e.get("UserEvent") == "HotlineXferFailed"
+            ),
+            after=mark,
+            what="UserEvent HotlineXferFailed",
         )
         await run.bridged("12345", AGENT_12345, after=mark, timeout_s=15)
     await _all_hung_up(run)
@@ -289,10 +349,17 @@ async def load_20(run: ScenarioRun) -> None:
             )
         calls = []
         for n in range(20):
-            calls.append(asyncio.create_task(citizen_call(
-                number="12345", port=NODES["12345"].sip_port, caller=f"{CALLER_PREFIX}{n:04d}",
-                talk_s=None, timeout_s=45.0,
-            )))
+            calls.append(
+                asyncio.create_task(
+                    citizen_call(
+                        number="12345",
+                        port=NODES["12345"].sip_port,
+                        caller=f"{CALLER_PREFIX}{n:04d}",
+                        talk_s=None,
+                        timeout_s=45.0,
+                    )
+                )
+            )
             await asyncio.sleep(0.25)
         results = await asyncio.gather(*calls)
         await _all_hung_up(run, timeout_s=20)
@@ -311,11 +378,25 @@ async def _answered_by_12345_agent(run: ScenarioRun) -> Event:
 
 async def _blind_transfer(run: ScenarioRun, caller: Event, *, exten: str) -> None:
     """What the service's one-key transfer does: mark the return agent, then BlindTransfer."""
-    await run.action("12345", {"Action": "Setvar", "Channel": caller["Channel"],
-                               "Variable": "HOTLINE_RETURN_AGENT", "Value": AGENT_12345})
+    await run.action(
+        "12345",
+        {
+            "Action": "Setvar",
+            "Channel": caller["Channel"],
+            "Variable": "HOTLINE_RETURN_AGENT",
+            "Value": AGENT_12345,
+        },
+    )
     agent = await run.bridged("12345", AGENT_12345)
-    await run.action("12345", {"Action": "BlindTransfer", "Channel": agent["Channel"],
-                               "Context": "hotline-xfer", "Exten": exten})
+    await run.action(
+        "12345",
+        {
+            "Action": "BlindTransfer",
+            "Channel": agent["Channel"],
+            "Context": "hotline-xfer",
+            "Exten": exten,
+        },
+    )
 
 
 async def _conference(run: ScenarioRun, *, third_party: str, conf: str) -> None:
@@ -338,25 +419,49 @@ async def _conference_call(run: ScenarioRun, *, third_party: str, conf: str) -> 
         caller = await run.peer_in_bridge(agent)
         await asyncio.sleep(1.0)
         for channel, role in ((caller["Channel"], "caller"), (agent["Channel"], "agent")):
-            await run.action("12345", {"Action": "Setvar", "Channel": channel,
-                                       "Variable": "HOTLINE_CONF_ROLE", "Value": role})
-        await run.action("12345", {
-            "Action": "Redirect", "Channel": caller["Channel"],
-            "ExtraChannel": agent["Channel"], "Context": "hotline-conf", "Exten": conf,
-            "Priority": "1", "ExtraContext": "hotline-conf", "ExtraExten": conf,
-            "ExtraPriority": "1",
-        })
-        await run.action("12345", {
-            "Action": "Originate", "Channel": f"Local/{third_party}@hotline-out",
-            "Context": "hotline-conf", "Exten": conf, "Priority": "1", "Async": "true",
-            # As the service does: the third party's leg carries the caller's ticket
-            # (inherited __ vars -> X-Ticket-* headers); a Local channel inherits nothing.
-            "Variable": ["HOTLINE_CONF_ROLE=party", *_ticket_vars(caller)],
-            "CallerID": f"{conf} <{CALLER_PREFIX}9000>",
-        })
+            await run.action(
+                "12345",
+                {
+                    "Action": "Setvar",
+                    "Channel": channel,
+                    "Variable": "HOTLINE_CONF_ROLE",
+                    "Value": role,
+                },
+            )
+        await run.action(
+            "12345",
+            {
+                "Action": "Redirect",
+                "Channel": caller["Channel"],
+                "ExtraChannel": agent["Channel"],
+                "Context": "hotline-conf",
+                "Exten": conf,
+                "Priority": "1",
+                "ExtraContext": "hotline-conf",
+                "ExtraExten": conf,
+                "ExtraPriority": "1",
+            },
+        )
+        await run.action(
+            "12345",
+            {
+                "Action": "Originate",
+                "Channel": f"Local/{third_party}@hotline-out",
+                "Context": "hotline-conf",
+                "Exten": conf,
+                "Priority": "1",
+                "Async": "true",
+                # As the service does: the third party's leg carries the caller's ticket
+                # (inherited __ vars -> X-Ticket-* headers); a Local channel inherits nothing.
+                "Variable": ["HOTLINE_CONF_ROLE=party", *_ticket_vars(caller)],
+                "CallerID": f"{conf} <{CALLER_PREFIX}9000>",
+            },
+        )
         third = await run.wait_event(
-            lambda e: is_event(e, "ConfbridgeJoin", "12345")
-            and str(e.get("Channel", "")).startswith("Local/"),
+            lambda e: (
+                is_event(e, "ConfbridgeJoin", "12345")
+                and str(e.get("Channel", "")).startswith("Local/")
+            ),
             what=f"{third_party} joining conference {conf}",
         )
         await asyncio.sleep(2.0)
@@ -367,8 +472,9 @@ async def _conference_call(run: ScenarioRun, *, third_party: str, conf: str) -> 
 
 def _ticket_vars(event: Event) -> list[str]:
     """The caller's ticket variables from an event's ChanVariable headers, as inherited vars."""
-    return [f"__{v}" for v in chan_variables(event)
-            if v.startswith("TICKET_") and not v.endswith("=")]
+    return [
+        f"__{v}" for v in chan_variables(event) if v.startswith("TICKET_") and not v.endswith("=")
+    ]
 
 
 async def _all_hung_up(run: ScenarioRun, timeout_s: float = 10.0) -> None:
@@ -378,7 +484,8 @@ async def _all_hung_up(run: ScenarioRun, timeout_s: float = 10.0) -> None:
     while True:
         ours = own_calls(run.events)
         left = [
-            item.get("Channel") for platform in sorted(run.ami)
+            item.get("Channel")
+            for platform in sorted(run.ami)
             for item in await run.ami[platform].core_show_channels()
             if (NODE_NAME[platform], item.get("Linkedid")) in ours
         ]
@@ -400,8 +507,9 @@ def own_calls(events: list[Event], caller_prefix: str = CALLER_PREFIX) -> set[tu
         if "Linkedid" not in event:
             continue
         numbers = [str(event.get("CallerIDNum", "")), str(event.get("ConnectedLineNum", ""))]
-        numbers += [v.partition("=")[2] for v in chan_variables(event)
-                    if v.startswith("TICKET_CALLBACK=")]
+        numbers += [
+            v.partition("=")[2] for v in chan_variables(event) if v.startswith("TICKET_CALLBACK=")
+        ]
         if any(n.startswith(caller_prefix) for n in numbers):
             ours.add((event.get("SystemName", ""), event["Linkedid"]))
     return ours
@@ -417,9 +525,17 @@ Scenario = Callable[[ScenarioRun], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {
     fn.__name__: fn
     for fn in (
-        simple_call, queue_abandon, blind_transfer_cross_trunk, attended_transfer_complete,
-        attended_transfer_cancel, attended_transfer_threeway, conference_three_party,
-        pull_in_desk, hangup_race, transfer_no_answer, load_20,
+        simple_call,
+        queue_abandon,
+        blind_transfer_cross_trunk,
+        attended_transfer_complete,
+        attended_transfer_cancel,
+        attended_transfer_threeway,
+        conference_three_party,
+        pull_in_desk,
+        hangup_race,
+        transfer_no_answer,
+        load_20,
     )
 }
 
