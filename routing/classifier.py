@@ -9,7 +9,7 @@ call as an emergency, whatever else matched. Unclear or conflicting -> three-par
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from routing.catalogue import EMERGENCY_PLATFORMS, Catalogue, CatalogueData, Entry
 from routing.decision import Decision
@@ -17,11 +17,14 @@ from routing.segmenter import Segmenter
 from routing.signals import (
     CUE_WORDS,
     Tense,
+    after_prevention,
+    clause_is_worry,
     clause_tense,
     has_danger_root,
     is_hypothetical,
     is_negated,
     split_clauses,
+    text_frame,
 )
 
 PATTERN_WEIGHT = 1.5
@@ -50,6 +53,17 @@ class Hit:
     negated: bool
     tense: Tense
     hint: bool = False
+    frame: str | None = None  # "prevention" (防溺水) or "worry" (怕有人掉下去)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Everything the decision needs from the text."""
+    hits: list[Hit]
+    hypothetical: bool  # 如果...怎么办
+    frame: str | None  # "story" (fiction, drill, news) or "consultation"
+    urgent: bool  # present-tense wording or a live harm character
+    harm_cue: str | None  # the first live harm character, for the reason
 
 
 class Classifier:
@@ -70,45 +84,66 @@ class Classifier:
         self._segmenter = Segmenter([*self._index, *CUE_WORDS])
 
     # ------------------------------------------------------------------ matching
-    def hits(self, text: str) -> tuple[list[Hit], bool, bool]:
-        """All keyword/pattern hits with negation and tense; plus (hypothetical, urgent)."""
+    def scan(self, text: str) -> Scan:
+        """All keyword/pattern hits with negation, tense and frames."""
         found: list[Hit] = []
         seen: set[tuple[str, str]] = set()
         all_tokens: list[str] = []
+        harm_text: list[str] = []  # tokens of report clauses, for the harm-character check
         tense = Tense.UNSPECIFIED
         urgent = False
         for clause in split_clauses(text):
             tokens = self._segmenter.cut(clause)
             all_tokens.extend(tokens)
             tense = clause_tense(tokens, tense)
+            worry = clause_is_worry(tokens)
             urgent = urgent or tense is Tense.PRESENT
+            clause_hits: list[Hit] = []
+            offset = 0
             for i, tok in enumerate(tokens):
-                for word in self._words_in(tok):
+                for word, at in self._words_in(tok):
                     for entry, weight in self._index[word]:
                         if (entry.code, word) not in seen:
                             seen.add((entry.code, word))
-                            found.append(Hit(entry, word, weight, is_negated(tokens, i), tense,
-                                             hint=weight == HINT_WEIGHT and word in entry.hints))
+                            clause_hits.append(Hit(
+                                entry, word, weight, is_negated(tokens, i), tense,
+                                hint=weight == HINT_WEIGHT and word in entry.hints,
+                                frame=_frame(clause, offset + at, worry)))
+                offset += len(tok)
             for entry, pattern in self._patterns:
                 m = pattern.search(clause)
                 if m and (entry.code, m.group(0)) not in seen:
                     seen.add((entry.code, m.group(0)))
                     at = _token_at(tokens, m.start())
-                    found.append(Hit(entry, m.group(0), PATTERN_WEIGHT,
-                                     is_negated(tokens, at), tense))
-        # A harm character counts only outside negated words: "没有着火" is no fire.
-        negated = {h.cue for h in found if h.negated}
-        rest = "".join(t for t in all_tokens if t not in negated)
-        return found, is_hypothetical(text, all_tokens), urgent or has_danger_root(rest)
+                    clause_hits.append(Hit(entry, m.group(0), PATTERN_WEIGHT,
+                                           is_negated(tokens, at), tense,
+                                           frame=_frame(clause, m.start(), worry)))
+            found.extend(clause_hits)
+            # A harm character counts only in a live report clause: not in negated words
+            # ("没有着火"), not in a worry, not in a habit or the past.
+            if not worry and tense is not Tense.PAST:
+                negated = {h.cue for h in clause_hits if h.negated or h.frame}
+                harm_text.extend(t for t in tokens if t not in negated)
+        frame = text_frame(text, all_tokens)
+        harm = next((ch for ch in "".join(harm_text) if has_danger_root(ch)), None)
+        if frame is not None:
+            harm = None  # fiction, drills, news and questions carry harm words by nature
+        return Scan(found, is_hypothetical(text, all_tokens), frame,
+                    urgent or harm is not None, harm)
 
-    def _words_in(self, token: str) -> list[str]:
+    def hits(self, text: str) -> tuple[list[Hit], bool, bool]:
+        """(hits, hypothetical, urgent): the older, smaller view of `scan`."""
+        s = self.scan(text)
+        return s.hits, s.hypothetical, s.urgent
+
+    def _words_in(self, token: str) -> list[tuple[str, int]]:
         """The token itself if it is a keyword, else keywords inside it.
 
         jieba's own dictionary sometimes keeps a longer word whole (聚众赌博), which
         would hide the keyword 赌博; a scan of the token's substrings recovers it.
         """
         if token in self._index:
-            return [token]
+            return [(token, 0)]
         if len(token) < 3:
             return []
         found = []
@@ -116,16 +151,18 @@ class Classifier:
             for start in range(len(token) - size + 1):
                 piece = token[start:start + size]
                 if piece in self._index:
-                    found.append(piece)
+                    found.append((piece, start))
         return found
 
     # ------------------------------------------------------------------ deciding
     def classify(self, text: str) -> Decision:
-        hits, hypothetical, urgent = self.hits(text)
+        scan = self.scan(text)
+        hits, hypothetical = scan.hits, scan.hypothetical
         scores: dict[str, float] = defaultdict(float)
         danger: dict[str, float] = defaultdict(float)
         cues: dict[str, list[str]] = defaultdict(list)
         ignored: list[str] = []
+        caution: list[str] = []  # danger cues set aside by a frame: keep 110 in the call
         by_code = self.data.by_code
         # Hints only support an entry that a real keyword or pattern already matched.
         anchored = {h.entry.code for h in hits if not h.hint and not h.negated}
@@ -133,14 +170,23 @@ class Classifier:
             entry = hit.entry
             if hit.hint and entry.code not in anchored:
                 continue
-            if hit.negated:
-                ignored.append(f"{hit.cue}(negated)")
+            if hit.negated or hit.frame == "prevention":
+                ignored.append(f"{hit.cue}({'negated' if hit.negated else 'prevention'})")
                 continue
-            over = hit.tense is Tense.PAST or hypothetical
-            if over and entry.when_past:
+            framed = ("hypothetical" if hypothetical else scan.frame
+                      or ("worry" if hit.frame == "worry" else None))
+            over = hit.tense is Tense.PAST or framed is not None
+            if entry.emergency and framed and hit.tense is not Tense.PAST:
+                caution.append(f"{hit.cue}({framed})")
+            if over and entry.when_past and framed != "story":
                 target = by_code[entry.when_past]
                 scores[target.code] += hit.weight
-                cues[target.code].append(f"{hit.cue}({'hypothetical' if hypothetical else 'past'})")
+                cues[target.code].append(f"{hit.cue}({framed or 'past'})")
+                continue
+            if entry.emergency and framed:
+                # A danger that is asked about, feared or acted out: no desk owns it
+                # by itself; the caution below keeps 110 in the call.
+                ignored.append(f"{hit.cue}({framed})")
                 continue
             scores[entry.code] += hit.weight
             if entry.emergency and not over:
@@ -151,7 +197,9 @@ class Classifier:
         note = f"; ignored: {', '.join(ignored)}" if ignored else ""
         if danger:
             return self._emergency(danger, scores, cues, note)
-        return self._ordinary(scores, cues, note, urgent)
+        if scan.harm_cue:
+            caution.append(f"{scan.harm_cue}(harm)")
+        return _with_caution(self._ordinary(scores, cues, note, scan.urgent), caution)
 
     def _emergency(self, danger, scores, cues, note) -> Decision:
         by_code = self.data.by_code
@@ -226,6 +274,28 @@ class Classifier:
             confidence=round(confidence, 2), reason=f"{prefix}: {rules}{note}",
             category=lead, linkage=entry.linkage,
         )
+
+
+def _frame(clause: str, start: int, worry: bool) -> str | None:
+    if after_prevention(clause, start):
+        return "prevention"
+    return "worry" if worry else None
+
+
+def _with_caution(decision: Decision, caution: list[str]) -> Decision:
+    """A live or framed danger cue never leaves 12345 alone with the call.
+
+    12345 as primary becomes a three-party call with 110 in `also`, so the police
+    desk hears it; the reason names the cue.
+    """
+    if not caution:
+        return decision
+    cues = ", ".join(dict.fromkeys(caution))
+    if decision.primary != DEFAULT_PLATFORM:
+        return replace(decision, caution=True)
+    also = decision.also if "110" in decision.also else (*decision.also, "110")
+    return replace(decision, also=also, three_party=True, caution=True,
+                   reason=f"{decision.reason}; caution, danger cue: {cues}")
 
 
 def _token_at(tokens: list[str], char_index: int) -> int:

@@ -15,6 +15,7 @@ class Decision:
     reason: str  # names the rule (category) and the keywords that fired
     category: str | None  # catalogue code, None when nothing matched
     linkage: str = "single"  # linkage kind of the deciding entry
+    caution: bool = False  # a danger cue was seen but set aside (question, worry, story)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)

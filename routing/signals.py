@@ -51,7 +51,21 @@ QUESTION_CUES = _words("""
     怎么 应该 咨询 请问 哪个电话 什么电话 如何 吗 预防 注意 能不能 可不可以 该不该
 """)  # substrings
 
-CUE_WORDS = NEGATORS | SCOPE_BREAKERS | PAST_MARKERS | PRESENT_MARKERS | CONDITIONALS
+# Frames: wording that talks *about* a danger without reporting one happening now.
+# Worry about what could happen ("怕有小孩掉下去", "容易划伤人"): that clause only.
+WORRY_CUES = _words("怕 担心 容易 以免 免得 生怕 隐患 会不会 小心")
+# A habit is a nuisance, not an acute danger ("天天都是烟味"): the clause reads as past,
+# so the hit goes to its follow-up (when_past) entry, not to the emergency desk.
+HABITUAL_MARKERS = _words("天天 每天 经常 老是 总是 常常 每晚 整天 三天两头 一到晚上")
+# Fiction, drills and news reports frame the whole text.
+STORY_FRAMES = ("电视剧", "电影", "新闻", "小说", "视频里", "游戏里", "演习", "演练", "动画片")
+# A consultation with no present-tense word is a question, not a report.
+CONSULT_CUES = ("想问", "想咨询", "咨询一下", "请问", "想了解", "问一下", "问问")
+# "防溺水", "防小偷": prevention, so the keyword after it is no event.
+PREVENTION_PREFIXES = ("防", "预防", "防止", "防范")
+
+CUE_WORDS = (NEGATORS | SCOPE_BREAKERS | PAST_MARKERS | PRESENT_MARKERS | CONDITIONALS
+             | WORRY_CUES | HABITUAL_MARKERS)
 
 
 class Tense(Enum):
@@ -65,13 +79,38 @@ def split_clauses(text: str) -> list[str]:
 
 
 def clause_tense(tokens: list[str], inherited: Tense) -> Tense:
-    """Present beats past within a clause ("昨天那人现在又来了"); no marker inherits."""
+    """Present beats past within a clause ("昨天那人现在又来了"); no marker inherits.
+
+    A habit (天天, 经常) reads as past for that clause only: it is not inherited.
+    """
     present = any(t in PRESENT_MARKERS for t in tokens)
     if present:
         return Tense.PRESENT
-    if any(t in PAST_MARKERS for t in tokens):
+    if any(t in PAST_MARKERS or t in HABITUAL_MARKERS for t in tokens):
         return Tense.PAST
     return inherited
+
+
+def clause_is_worry(tokens: list[str]) -> bool:
+    """"怕有小孩掉下去": a feared danger, unless the clause also says it is happening now."""
+    return (any(t in WORRY_CUES for t in tokens)
+            and not any(t in PRESENT_MARKERS for t in tokens))
+
+
+def text_frame(text: str, tokens: list[str]) -> str | None:
+    """'story' (fiction, drill, news) or 'consultation', else None (a report)."""
+    if any(t in PRESENT_MARKERS for t in tokens) and any(t in {"救命", "快来"} for t in tokens):
+        return None  # a cry for help is never framed away
+    if any(f in text for f in STORY_FRAMES):
+        return "story"
+    if any(c in text for c in CONSULT_CUES) and not any(t in PRESENT_MARKERS for t in tokens):
+        return "consultation"
+    return None
+
+
+def after_prevention(text: str, start: int) -> bool:
+    """True when the word at text[start:] follows 防/预防 (防溺水, 防小偷)."""
+    return any(text.endswith(p, 0, start) for p in PREVENTION_PREFIXES)
 
 
 def is_negated(tokens: list[str], index: int) -> bool:

@@ -11,9 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from telephony.control.errors import BadInput, Unprocessable
+from telephony.control.validation import has_control_chars
 
 # field -> (type, required)
 Spec = dict[str, tuple[type, bool]]
+# No field of this API (ids, targets, modes, outcomes) needs more; a 10 kB value is an attack.
+MAX_FIELD_CHARS = 256
 
 
 async def read_json(request: web.Request, spec: Spec) -> dict[str, Any]:
@@ -38,4 +41,8 @@ async def read_json(request: web.Request, spec: Spec) -> dict[str, Any]:
         elif not isinstance(data[name], kind) or (kind is str and not data[name]):
             raise Unprocessable(f"{name} must be a {kind.__name__}", code="invalid_field",
                                 field=name)
+        elif kind is str and (len(data[name]) > MAX_FIELD_CHARS
+                              or has_control_chars(data[name])):
+            raise Unprocessable(f"{name} is too long or holds control characters",
+                                code="invalid_field", field=name)
     return data

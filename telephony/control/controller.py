@@ -303,7 +303,8 @@ class Controller:
 
     def _base(self, who: Principal, call: CallView) -> dict[str, Any]:
         return {"op_id": uuid.uuid4().hex[:16], "call_id": call.call_id,
-                "platform": self.platform, "initiator": who.subject, "now": self.clock()}
+                "platform": self.platform, "initiator": who.subject, "now": self.clock(),
+                "ticket_id": call.ticket.ticket_id if call.ticket else None}
 
     def _call_ops(self, call_id: str) -> list[Operation]:
         return [self._ops[i] for i in self._by_call.get(call_id, ()) if i in self._ops]

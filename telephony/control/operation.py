@@ -58,9 +58,10 @@ class Operation:
     VERBS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *, op_id: str, call_id: str, platform: str, initiator: str,
-                 now: float, target: str | None = None) -> None:
+                 now: float, target: str | None = None, ticket_id: str | None = None) -> None:
         self.op_id = op_id
         self.call_id = call_id
+        self.ticket_id = ticket_id  # the store copies each step onto this ticket's timeline
         self.platform = platform
         self.initiator = initiator
         self.target = target
@@ -136,6 +137,7 @@ class Operation:
     def to_dict(self) -> dict[str, Any]:
         return {
             "op_id": self.op_id, "kind": self.kind, "call_id": self.call_id,
+            "ticket_id": self.ticket_id,
             "platform": self.platform, "initiator": self.initiator, "target": self.target,
             "state": self.state, "outcome": self.outcome, "done": self.done,
             "interrupted": self.interrupted, "created_at": self.created_at,

@@ -12,7 +12,8 @@ from telephony.lab.root import RootError
 def _up(args: argparse.Namespace) -> int:
     lab = Lab()
     try:
-        lab.up(timeout=args.timeout)
+        with lab.exclusive():  # never restart nodes under someone else's running test
+            lab.up(timeout=args.timeout)
     except (LabError, RootError) as exc:
         print(f"lab up failed: {exc}")
         return 1
@@ -22,7 +23,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = Lab().down()
+    lab = Lab()
+    with lab.exclusive():
+        stopped = lab.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 

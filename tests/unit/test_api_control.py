@@ -120,8 +120,13 @@ async def test_idempotency_header(world: World) -> None:
     (H_AGENT, {"call_id": CALLER_UID, "target": "110", "x": 1}, (422, "unknown_fields")),
     (H_AGENT, {"call_id": CALLER_UID, "target": "110", "mode": "sideways"},
      (422, "invalid_field")),
+    # CR/LF and oversized values stop at the body check, whatever the field.
     (H_AGENT, {"call_id": CALLER_UID, "target": "110\r\nAction: Originate"},
-     (422, "invalid_target")),
+     (422, "invalid_field")),
+    (H_AGENT, {"call_id": CALLER_UID + "\r\nAction: Originate", "target": "110"},
+     (422, "invalid_field")),
+    (H_AGENT, {"call_id": "x" * 3000, "target": "110"}, (422, "invalid_field")),
+    (H_AGENT, {"call_id": CALLER_UID, "target": "12" * 1500}, (422, "invalid_field")),
 ])
 async def test_transfer_errors(world: World, headers: dict[str, str], payload: dict[str, Any],
                                expected: tuple[int, str]) -> None:
