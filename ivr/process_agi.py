@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import IO
+from typing import IO, Any
 
 from ivr.agi_protocol import MAX_LINE_BYTES, AgiEnv, AgiHangup, AgiProtocolError, is_usage_start
 from ivr.channel import AgiChannel
@@ -30,7 +30,7 @@ DEFAULT_TICKET_LOG = "/var/spool/asterisk/hotline/ivr-tickets.jsonl"
 class PystTransport:
     """LineTransport over a pyst2 AGI object (blocking; one call per process)."""
 
-    def __init__(self, agi: object) -> None:
+    def __init__(self, agi: Any) -> None:  # pyst2's AGI (untyped)
         self._agi = agi
 
     async def roundtrip(self, command: str) -> str:
@@ -68,11 +68,11 @@ def deps_for(route: str, environ: dict[str, str] | None = None) -> FlowDeps:
         queue=env.get("HOTLINE_IVR_QUEUE", NODES[platform].queue),
         tickets=JsonlTicketSink(env.get(TICKET_LOG_ENV, DEFAULT_TICKET_LOG)),
         queue_stats=DialplanQueueStats(),
-        settings=IvrSettings.from_env(env),
+        settings=IvrSettings.from_env(dict(env)),
     )
 
 
-async def run_process_agi(agi: object, deps: FlowDeps, prompt_dir: str = "hotline") -> str:
+async def run_process_agi(agi: Any, deps: FlowDeps, prompt_dir: str = "hotline") -> str:
     """Run the platform's flow over a pyst2 AGI; returns the destination set."""
     channel = AgiChannel(AgiEnv(dict(agi.env)), PystTransport(agi), prompt_dir)
     outcome = await run_flow(FLOWS[deps.platform], channel, deps)

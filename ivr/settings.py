@@ -34,4 +34,4 @@ class IvrSettings:
                 changes[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
             else:
                 changes[f.name] = int(raw)
-        return replace(base, **changes)
+        return replace(base, **changes)  # type: ignore[arg-type]  # values typed per field above

@@ -218,11 +218,11 @@ SERVICE_SCENES: list[tuple[str, ServiceScene]] = [
 ]
 
 
-async def _play(n: int, title: str, run: Callable[[], Awaitable[SceneResult]]) -> bool:
+async def _play(n: int, title: str, run: Awaitable[SceneResult]) -> bool:
     print(f"\n== scene {n}: {title}")
     t0 = time.monotonic()
     try:
-        result = await run()
+        result = await run
     except Exception as exc:  # a broken scene is reported, and the demo goes on
         result = SceneResult(ok=False, lines=[f"FAILED with {type(exc).__name__}: {exc}"])
     for line in result.lines:
@@ -236,12 +236,12 @@ async def run_scenes(lab: Lab) -> bool:
     n = 0
     for title, scene in SCENES:
         n += 1
-        ok &= await _play(n, title, lambda scene=scene: scene(lab))
+        ok &= await _play(n, title, scene(lab))
     print("\n== starting the hotline services for both platforms (IVR, call control, API)")
     async with running_services() as svc:
         for title, service_scene in SERVICE_SCENES:
             n += 1
-            ok &= await _play(n, title, lambda s=service_scene: s(lab, svc))
+            ok &= await _play(n, title, service_scene(lab, svc))
     return ok
 
 

@@ -11,7 +11,7 @@ import logging as std_logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 import structlog
 
@@ -31,7 +31,7 @@ def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) 
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, stream or sys.stderr)),
         cache_logger_on_first_use=False,
     )
 

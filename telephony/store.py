@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -345,7 +345,7 @@ class RedisStore:
         if await self.redis.set(key, op_id, nx=True, ex=key_ttl):
             fields = {"op_id": op_id, "idempotency_key": idempotency_key,
                       **encode_record(record)}
-            await self.redis.hset(self.keys.op(op_id), mapping=fields)
+            await self.redis.hset(self.keys.op(op_id), mapping=dict(fields))  # type: ignore[arg-type]
             return OpClaim(op_id, created=True)
         owner = await self.redis.get(key)
         return OpClaim(str(owner), created=False)
@@ -365,16 +365,18 @@ class RedisStore:
 
     async def find_op_by_key(self, idempotency_key: str) -> dict[str, str] | None:
         op_id = await self.redis.get(self.keys.op_key(idempotency_key))
-        return await self.get_op(op_id) if op_id else None
+        return await self.get_op(str(op_id)) if op_id else None
 
     async def timeline(
         self, ticket_id: str, start: str = "-", count: int = 1000
     ) -> list[tuple[str, dict[str, str]]]:
         """Timeline entries from stream id `start` on (inclusive), oldest first."""
-        return await self.redis.xrange(self.keys.timeline(ticket_id), min=start, count=count)
+        # The client decodes responses (decode_responses=True): str, not bytes.
+        entries = await self.redis.xrange(self.keys.timeline(ticket_id), min=start, count=count)
+        return cast(list[tuple[str, dict[str, str]]], entries)
 
     async def live_call_ids(self) -> set[str]:
-        return set(await self.redis.smembers(self.keys.live_calls()))
+        return {str(m) for m in await self.redis.smembers(self.keys.live_calls())}
 
     async def live_calls(self) -> dict[str, dict[str, Any]]:
         """Every live call with its legs: {call_id: {**call, "legs": {leg_id: leg}}}."""
@@ -397,5 +399,5 @@ class RedisStore:
         }
 
     async def _hash(self, key: str) -> dict[str, str] | None:
-        record = await self.redis.hgetall(key)
+        record = cast(dict[str, str], await self.redis.hgetall(key))
         return record or None

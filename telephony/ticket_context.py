@@ -112,10 +112,10 @@ class TicketContext:
         headers are input like any other.
         """
         idx = 0 if by == "var" else 1
-        lowered = {k.lower(): v for k, v in values.items()}
+        lowered = {k.lower(): str(v) for k, v in values.items()}
         kwargs: dict[str, str] = {}
         for name, spec in FIELDS.items():
-            raw = lowered.get(spec[idx].lower(), "")
+            raw = lowered.get(str(spec[idx]).lower(), "")
             if raw and len(raw) > spec[2]:
                 raise ContextError(name, f"longer than {spec[2]} characters")
             kwargs[name] = decode_summary(raw) if name == "summary" else raw

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from telephony.lab import procs
 from telephony.lab.amiping import ami_ping
@@ -104,7 +105,7 @@ class Lab:
                              "subject": a.endpoint, "platform": platform} for a in node.agents]
             return {"tokens": entries}
 
-        return dict(self.state.fact_default("api_tokens", make))  # type: ignore[arg-type]
+        return cast(dict, self.state.fact_default("api_tokens", make))
 
     def token_for(self, subject: str) -> str:
         return next(t["token"] for t in self.api_tokens()["tokens"] if t["subject"] == subject)

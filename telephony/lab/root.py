@@ -16,9 +16,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CACHE_DIR = Path(os.environ.get("HOTLINE_CACHE_DIR", "/var/cache/hotline"))
-RECIPE = {
+RECIPE: dict[str, Any] = {
     "suite": "sid",
     "variant": "minbase",
     "include": ["asterisk", "asterisk-modules", "sip-tester"],
