@@ -20,7 +20,7 @@ from routing.signals import (
     after_prevention,
     clause_is_worry,
     clause_tense,
-    has_danger_root,
+    harm_cue,
     is_hypothetical,
     is_negated,
     split_clauses,
@@ -89,7 +89,7 @@ class Classifier:
         found: list[Hit] = []
         seen: set[tuple[str, str]] = set()
         all_tokens: list[str] = []
-        harm_text: list[str] = []  # tokens of report clauses, for the harm-character check
+        harm_text: list[tuple[str, str]] = []  # live report clauses: (all, unread words)
         tense = Tense.UNSPECIFIED
         urgent = False
         for clause in split_clauses(text):
@@ -119,22 +119,20 @@ class Classifier:
                                            is_negated(tokens, at), tense,
                                            frame=_frame(clause, m.start(), worry)))
             found.extend(clause_hits)
-            # A harm character counts only in a live report clause: not in negated words
-            # ("没有着火"), not in a worry, not in a habit or the past.
+            # Harm counts only in a live report clause: not in a worry, habit or the past,
+            # not in negated words (没有着火). A single harm character also does not count
+            # inside a word a rule already read (烧烤 is food).
             if not worry and tense is not Tense.PAST:
-                negated = {h.cue for h in clause_hits if h.negated or h.frame}
-                harm_text.extend(t for t in tokens if t not in negated)
+                live = "".join(t for t in tokens if t not in
+                               {h.cue for h in clause_hits if h.negated or h.frame})
+                unread = "".join(t for t in tokens if t not in {h.cue for h in clause_hits})
+                harm_text.append((live, unread))
         frame = text_frame(text, all_tokens)
-        harm = next((ch for ch in "".join(harm_text) if has_danger_root(ch)), None)
-        if frame is not None:
+        hypothetical = is_hypothetical(text, all_tokens)
+        harm = next(filter(None, (harm_cue(live, unread) for live, unread in harm_text)), None)
+        if frame is not None or hypothetical:
             harm = None  # fiction, drills, news and questions carry harm words by nature
-        return Scan(found, is_hypothetical(text, all_tokens), frame,
-                    urgent or harm is not None, harm)
-
-    def hits(self, text: str) -> tuple[list[Hit], bool, bool]:
-        """(hits, hypothetical, urgent): the older, smaller view of `scan`."""
-        s = self.scan(text)
-        return s.hits, s.hypothetical, s.urgent
+        return Scan(found, hypothetical, frame, urgent or harm is not None, harm)
 
     def _words_in(self, token: str) -> list[tuple[str, int]]:
         """The token itself if it is a keyword, else keywords inside it.
@@ -197,9 +195,10 @@ class Classifier:
         note = f"; ignored: {', '.join(ignored)}" if ignored else ""
         if danger:
             return self._emergency(danger, scores, cues, note)
-        if scan.harm_cue:
-            caution.append(f"{scan.harm_cue}(harm)")
-        return _with_caution(self._ordinary(scores, cues, note, scan.urgent), caution)
+        decision = self._ordinary(scores, cues, note, scan.urgent)
+        if scan.harm_cue and decision.primary == DEFAULT_PLATFORM:
+            return _police_leads(decision, scan.harm_cue)
+        return _with_caution(decision, caution)
 
     def _emergency(self, danger, scores, cues, note) -> Decision:
         by_code = self.data.by_code
@@ -280,6 +279,15 @@ def _frame(clause: str, start: int, worry: bool) -> str | None:
     if after_prevention(clause, start):
         return "prevention"
     return "worry" if worry else None
+
+
+def _police_leads(decision: Decision, cue: str) -> Decision:
+    """A live harm cue (not negated, past or framed) but no danger rule: the match is
+    unclear, so 110 leads a three-party call with 12345 instead of a 12345 queue."""
+    also = ("12345", *(p for p in decision.also if p not in {"12345", "110"}))
+    return replace(decision, primary=URGENT_UNKNOWN_PLATFORM, also=also, three_party=True,
+                   caution=True, reason=f"{decision.reason}; harm cue {cue}(now): 110 leads "
+                                        f"a three-party call")
 
 
 def _with_caution(decision: Decision, caution: list[str]) -> Decision:

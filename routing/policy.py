@@ -3,7 +3,8 @@
 - danger -> 110 (or 119/120/122) dispatches first; work order to 12345 for repair/follow-up;
 - clearly the other platform's matter -> one-key transfer;
 - unclear -> three-party call (citizen, 12345, 110);
-- three-party without agreement -> 首接: the platform that took the call keeps it.
+- three-party without agreement -> 首接: the platform that took the call keeps it;
+- a danger cue set aside by the classifier (`caution`) never leaves 12345 alone with it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def decide_action(decision: Decision, receiving: str,
                       f"danger: {decision.primary} dispatches first ({decision.reason})")
 
     primary = decision.primary
-    if decision.three_party:
+    # A danger cue was set aside (question, worry, story) but 12345 would hold the call
+    # alone: check with 110 in a three-party call rather than keep it silently.
+    cautious = decision.caution and primary == "12345"
+    if decision.three_party or cautious:
         if three_party_outcome is None:
             pulled = [other_platform(receiving)]
             if primary != receiving and primary not in pulled:

@@ -35,13 +35,37 @@ PRESENT_MARKERS = _words("""
     正在 现在 刚刚 刚才 马上 还在 此刻 眼下 快要 就要 赶紧 快来 救命 目前 这会儿 正
     一直在 又 又在 立刻 快点 快 赶快
 """)
-# Characters that often signal harm. Only used when no rule matched at all: then the
-# police desk, not 12345, leads the three-party call (unknown + possibly dangerous).
+# Characters that often signal harm. Used only when no emergency rule fired: then the
+# police desk, not 12345, leads the three-party call (unclear + possibly dangerous).
 DANGER_ROOTS = frozenset("血火烧刀枪砍捅杀跳淹溺塌炸爆撞救困砸抢拽绑晕昏疼痛烫摔")
 
 
+# Two-character harm cues by concept, for roots too ambiguous alone (伤心, 血压, 银行卡).
+HARM_WORDS = _words("""
+    受伤 伤口 口子 咬了 咬伤 紫了 发紫 噎住 憋得 喘不 不醒 不睁眼 站不住 动不了 没动静
+    黑烟 冒烟 浓烟 噼里啪啦 焦味 呛人
+    进水了 冲垮 决口
+    翻了 侧翻 轧了 压住 卡住 被困
+    按在 拖走 掐住 闯进 踹门
+""")
+# Everyday words that contain a harm root (困难, 打火, 跳闸): removed before the scan.
+HARM_EXEMPT = ("困难", "困扰", "打火", "火车", "火锅", "上火", "火腿", "跳闸", "跳舞", "跳绳",
+               "血压", "血糖", "砸墙", "抢购", "抢票", "撞衫", "烧烤", "燃烧", "心疼", "头疼")
+
+
+def harm_cue(text: str, roots_in: str | None = None) -> str | None:
+    """The first harm word in text, or harm character in roots_in (default: text)."""
+    roots_in = text if roots_in is None else roots_in
+    for word in HARM_EXEMPT:
+        text, roots_in = text.replace(word, ""), roots_in.replace(word, "")
+    for word in HARM_WORDS:
+        if word in text:
+            return word
+    return next((ch for ch in roots_in if ch in DANGER_ROOTS), None)
+
+
 def has_danger_root(text: str) -> bool:
-    return any(ch in DANGER_ROOTS for ch in text)
+    return harm_cue(text) is not None
 
 
 # "如果着火了该打什么电话" asks about a danger; it does not report one. Both a

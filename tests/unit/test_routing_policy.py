@@ -106,3 +106,25 @@ def test_action_to_dict() -> None:
     assert out == {"action": "transfer", "targets": ["110"], "work_order_to": None,
                    "reason": out["reason"]}
     assert isinstance(out["reason"], str) and out["reason"]
+
+
+def cautious(primary: str = "12345") -> Decision:
+    return Decision(primary=primary, also=("110",), three_party=False, emergency=False,
+                    confidence=0.8, reason="test rule; caution, danger cue: 刀(story)",
+                    category="600000", caution=True)
+
+
+@pytest.mark.parametrize(("receiving", "pulled"), [("12345", ("110",)), ("110", ("12345",))])
+def test_caution_never_leaves_12345_alone_with_the_call(receiving: str, pulled: tuple) -> None:
+    # Not a silent keep at 12345, not a one-key transfer to 12345 from 110.
+    action = decide_action(cautious(), receiving)
+    assert action.action == THREE_PARTY and action.targets == pulled
+
+
+def test_caution_after_unresolved_three_party_is_kept_by_first_receiver() -> None:
+    assert decide_action(cautious(), "110", UNRESOLVED).action == KEEP
+    assert decide_action(cautious(), "110", UNRESOLVED).targets == ("110",)
+
+
+def test_caution_does_not_change_a_desk_decision() -> None:
+    assert decide_action(cautious("110"), "12345").action == TRANSFER

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from routing.signals import (
     Tense,
+    after_prevention,
+    clause_is_worry,
     clause_tense,
+    harm_cue,
     has_danger_root,
     is_hypothetical,
     is_negated,
     split_clauses,
+    text_frame,
 )
 
 
@@ -64,3 +68,38 @@ def test_danger_roots() -> None:
     assert has_danger_root("那块板子砸下来")
     assert has_danger_root("手上全是血")
     assert not has_danger_root("请问办事大厅几点开门")
+
+
+def test_habit_reads_as_past_for_its_clause_only() -> None:
+    assert clause_tense(["天天", "冒烟"], Tense.UNSPECIFIED) is Tense.PAST
+    now = ["天天", "打", "我", "现在", "又", "打"]
+    assert clause_tense(now, Tense.UNSPECIFIED) is Tense.PRESENT
+
+
+def test_worry_clause_unless_it_is_happening_now() -> None:
+    assert clause_is_worry(["怕", "有", "小孩", "掉下去"])
+    assert not clause_is_worry(["怕", "他", "现在", "就", "跳"])
+    assert not clause_is_worry(["他", "在", "跳"])
+
+
+def test_text_frames() -> None:
+    assert text_frame("我们单位搞消防演练", ["我们", "单位", "搞", "消防演练"]) == "story"
+    assert text_frame("想问问液化气罐怎么换", ["想", "问问"]) == "consultation"
+    # A consultation word with present-tense wording is a report, not a question.
+    assert text_frame("请问现在他倒地了怎么办", ["请问", "现在", "他"]) is None
+    assert text_frame("楼下着火了", ["楼下", "着火"]) is None
+
+
+def test_prevention_prefix() -> None:
+    assert after_prevention("防溺水教育", 1)
+    assert after_prevention("预防火灾", 2)
+    assert not after_prevention("有人溺水", 2)
+
+
+def test_harm_words_and_exempt_everyday_words() -> None:
+    assert harm_cue("嘴唇都发紫了") == "发紫"
+    assert harm_cue("老人上下楼很困难") is None  # 困难 is not 困
+    assert harm_cue("燃气灶打火打不着") is None
+    # A root inside an already-read word can be excluded; a harm word still counts.
+    assert harm_cue("烧烤店冒黑烟", roots_in="") == "黑烟"
+    assert harm_cue("烧烤店", roots_in="") is None
