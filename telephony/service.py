@@ -332,10 +332,11 @@ def lab_config(platform: str) -> ServiceConfig:
 def _serve(args: argparse.Namespace) -> int:
     try:
         config = lab_config(args.platform) if args.lab else ServiceConfig.from_env(args.platform)
-    except (ValueError, OSError) as exc:
+        service = PlatformService(config)  # validates tokens, IVR settings, targets
+    except (ValueError, KeyError, OSError) as exc:
         print(f"cannot start: {exc}")
         return 2
-    asyncio.run(run_until_signal(PlatformService(config)))
+    asyncio.run(run_until_signal(service))
     return 0
 
 

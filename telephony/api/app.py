@@ -26,7 +26,7 @@ API = "/api/v1"
 CONTROLLER = web.AppKey("controller", Controller)
 TOKENS = web.AppKey("tokens", TokenTable)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
 TRANSFER_KINDS = ("blind_transfer", "warm_transfer")
 

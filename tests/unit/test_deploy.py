@@ -53,3 +53,20 @@ def test_config_render_refuses_missing_secret(tmp_path: Path, monkeypatch, capsy
     assert rc == 2
     assert "HOTLINE_AMI_SECRET" in capsys.readouterr().out
     assert not os.listdir(tmp_path)
+
+
+def test_serve_refuses_bad_deployment_config_with_a_clear_message(tmp_path: Path, monkeypatch,
+                                                                  capsys) -> None:
+    monkeypatch.delenv("HOTLINE_AMI_SECRET", raising=False)
+    assert main(["serve", "--platform", "12345"]) == 2
+    assert "HOTLINE_AMI_SECRET" in capsys.readouterr().out
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"tokens": [{"token": "short", "role": "agent", "subject": "a",'
+                      ' "platform": "12345"}]}')
+    monkeypatch.setenv("HOTLINE_AMI_SECRET", "deploy-secret-123")
+    monkeypatch.setenv("HOTLINE_TOKENS_FILE", str(tokens))
+    assert main(["serve", "--platform", "12345"]) == 2
+    assert "shorter than" in capsys.readouterr().out
+    tokens.write_text("{not json")
+    assert main(["serve", "--platform", "12345"]) == 2
+    assert "cannot start" in capsys.readouterr().out
