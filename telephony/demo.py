@@ -18,7 +18,7 @@ import aiohttp
 from telephony.lab.agents import logged_in_agent
 from telephony.lab.lab import Lab
 from telephony.lab.services import running_services
-from telephony.lab.sipp import citizen_call
+from telephony.lab.sipp import citizen_call, read_messages
 from telephony.lab.topology import NODES
 from telephony.service import PlatformService
 from telephony.ticket_context import decode_summary
@@ -176,6 +176,108 @@ async def scene_one_key_http(lab: Lab, svc: Services) -> SceneResult:
     return out
 
 
+async def _wait_for(check: Callable[[], object], within: float = 15.0) -> object:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    return None
+
+
+def _op_lines(op: dict) -> list[str]:
+    t0 = op["steps"][0]["at"] if op["steps"] else 0.0
+    return [f"  +{step['at'] - t0:7.3f}s  {op['kind']}: {step['state']}" for step in op["steps"]]
+
+
+async def scene_warm_transfer(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    async with (
+        logged_in_agent(lab, "12345", keys=[(2000, "*4"), (7000, "#2")]) as agent,
+        logged_in_agent(lab, "110") as police,
+    ):
+        out.say("agent12345-1 presses *4: the caller hears hold music while 110 is consulted;")
+        out.say("5 s later the agent presses #2 (complete): caller and 110 talk, the agent leaves")
+        res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
+                                 dtmf=[(1500, "2")], talk_s=16, timeout_s=30)
+        first = await agent.wait_for_calls(1, ended=True)
+        moved = await police.wait_for_calls(1, ended=True)
+    ops = [o.to_dict() for o in svc["12345"].controller._ops.values()
+           if o.kind == "warm_transfer"]
+    if not (res.ok and ops and moved and moved[0].answered):
+        out.say(f"FAILED: citizen ok={res.ok}, ops={[o['state'] for o in ops]}")
+        return out
+    out.lines += _op_lines(ops[-1])
+    ticket = moved[0].invite.headers.get("X-Ticket-Id")
+    out.say(f"the 110 call-taker's INVITE carried X-Ticket-Id={ticket}; the agent's leg "
+            f"was ended by the {first[0].hangup_by} side")
+    out.ok = ops[-1]["outcome"] == "completed"
+    return out
+
+
+async def scene_three_party(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    token = lab.token_for("agent12345-1")
+    port = NODES["12345"].http_port
+    async with (
+        logged_in_agent(lab, "12345", keys=[(2000, "*3"), (12000, "*0")]),
+        logged_in_agent(lab, "110") as police,
+    ):
+        out.say("unclear responsibility: agent12345-1 presses *3, 110 joins a three-party call")
+        call = asyncio.create_task(citizen_call(number="12345", port=NODES["12345"].sip_port,
+                                                dtmf=[(1500, "2")], talk_s=20, timeout_s=35))
+        conf = await _wait_for(lambda: next(
+            (o.to_dict() for o in svc["12345"].controller._ops.values()
+             if o.kind == "conference" and o.to_dict()["participants"]
+             and o.to_dict()["participants"][0]["state"] == "joined"), None))
+        if not conf:
+            out.say("FAILED: 110 never joined the conference")
+            await call
+            return out
+        out.say("they agree the matter is 110's: the agent records it (POST .../negotiation)")
+        async with aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{port}/api/v1/conferences/{conf['op_id']}/negotiation",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"outcome": "agreed_110", "police_dispatch_first": False},
+        ) as resp:
+            body = await resp.json()
+        out.say(f"-> HTTP {resp.status}: negotiation={body.get('negotiation')} "
+                f"owner={body.get('owner')}")
+        out.say("then the 12345 agent presses *0 and leaves; citizen and 110 talk on")
+        res = await call
+        taker = await police.wait_for_calls(1, ended=True)
+    final = svc["12345"].controller._ops[conf["op_id"]].to_dict()
+    out.lines += _op_lines(final)
+    out.ok = bool(res.ok and taker and taker[0].answered and final["agent_left"]
+                  and final["negotiation"] == "agreed_110")
+    return out
+
+
+async def scene_pull_in_120(lab: Lab, svc: Services) -> SceneResult:
+    out = SceneResult(ok=False)
+    before = len(read_messages(lab.desk_dir("120")))
+    async with (
+        logged_in_agent(lab, "12345", keys=[(2000, "*3"), (6000, "*6")]),
+        logged_in_agent(lab, "110"),
+    ):
+        out.say("in a three-party call the caller mentions someone collapsed: the agent presses"
+                " *6 and 120 (ambulance) is pulled into the same conference")
+        res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
+                                 dtmf=[(1500, "2")], talk_s=14, timeout_s=30)
+    await asyncio.sleep(0.5)
+    invites = [m for m in read_messages(lab.desk_dir("120"))[before:]
+               if m.direction == "received" and m.method == "INVITE"]
+    if not (res.ok and invites):
+        out.say("FAILED: desk 120 was never called")
+        return out
+    out.say(f"desk 120's INVITE: X-Ticket-Id={invites[-1].header('X-Ticket-Id')} "
+            f"X-Ticket-Origin={invites[-1].header('X-Ticket-Origin')}")
+    out.ok = True
+    return out
+
+
 async def scene_routing(lab: Lab, svc: Services) -> SceneResult:
     from routing.catalogue import DEFAULT_PATH, load_catalogue
     from routing.classifier import Classifier
@@ -214,6 +316,10 @@ SERVICE_SCENES: list[tuple[str, ServiceScene]] = [
     ("IVR: 110 diverts a non-police caller to 12345", scene_ivr_diversion),
     ("one-key transfer *1 (DTMF) 12345 -> 110, with its timeline", scene_one_key_dtmf),
     ("one-key transfer from a desk phone's HTTP action key", scene_one_key_http),
+    ("warm transfer *4: consult 110 with the caller on hold, then complete", scene_warm_transfer),
+    ("three-party call 12345 + 110 + citizen, agreement recorded, 12345 leaves",
+     scene_three_party),
+    ("emergency pull-in: 120 joins a three-party call (*6)", scene_pull_in_120),
     ("routing decisions on agents' notes", scene_routing),
 ]
 
