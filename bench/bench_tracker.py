@@ -1,8 +1,9 @@
 """Tracker throughput and memory, side by side with cacofonisk on the same stream.
 
-    .venv/bin/python bench/bench_tracker.py [--events 200000] [--fixtures 'synthetic_*']
+    .venv/bin/python bench/bench_tracker.py [--events 200000] [--fixtures 'lab_*']
 
-The stream is the fixture library repeated, each copy renumbered (own ids,
+The stream is the fixture library (by default the real lab recordings, lab_load_20
+among them) repeated, each copy renumbered (own ids,
 tickets and bridges) and time-shifted, with several copies interleaved so
 many calls are live at once. Both trackers read the identical stream in the
 same process, each event handed over as a fresh dict (as panoramisk does); each
@@ -115,7 +116,7 @@ def run_cacofonisk(stream: list[dict[str, Any]]) -> tuple[float, int]:
 
 def memory_per_call(calls: int) -> dict[str, float]:
     """Bytes held per live call (answered, bridged, with its ticket) in each tracker."""
-    events = load_events(FIXTURES / "synthetic_simple_call.jsonl")
+    events = load_events(FIXTURES / "lab_simple_call.jsonl")  # a real queue call
     first_leave = next(i for i, e in enumerate(events) if e["Event"] == "BridgeLeave")
     mid_call = events[:first_leave]
     stream = [e for n in range(calls) for e in renumber(mid_call, f"m{n}")]
@@ -155,7 +156,8 @@ def memory_per_call(calls: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--fixtures", default="synthetic_*", help="glob, without .jsonl")
+    parser.add_argument("--fixtures", default="lab_*",
+                        help="glob, without .jsonl (default: the real lab recordings)")
     parser.add_argument("--memory-calls", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3, help="best of N timed runs")
     parser.add_argument("--only", choices=("none", "ours", "ours+sla", "cacofonisk"),

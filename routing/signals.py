@@ -58,9 +58,10 @@ def harm_cue(text: str, roots_in: str | None = None) -> str | None:
     roots_in = text if roots_in is None else roots_in
     for word in HARM_EXEMPT:
         text, roots_in = text.replace(word, ""), roots_in.replace(word, "")
-    for word in HARM_WORDS:
-        if word in text:
-            return word
+    # Deterministic (HARM_WORDS is a set): the earliest cue in the text, longest first.
+    found = [(text.find(word), -len(word), word) for word in HARM_WORDS if word in text]
+    if found:
+        return min(found)[2]
     return next((ch for ch in roots_in if ch in DANGER_ROOTS), None)
 
 

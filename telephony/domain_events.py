@@ -24,6 +24,8 @@ LEG_LEFT = "leg.left"  # the leg hung up; data carries the cause
 TRANSFER_STARTED = "transfer.started"
 TRANSFER_COMPLETED = "transfer.completed"
 TRANSFER_FAILED = "transfer.failed"
+TRANSFER_CANCELLED = "transfer.cancelled"  # the agent abandoned an attended consultation
+TRANSFER_RETURNED = "transfer.returned"  # after a failure the transferee is bridged again
 
 CONFERENCE_STARTED = "conference.started"
 CONFERENCE_JOINED = "conference.joined"

@@ -40,6 +40,7 @@ class Leg:
     bridged_at: float | None = None
     left_bridge_at: float | None = None
     prev_bridge: str | None = None  # the bridge it last left, to recognise Redirect moves
+    held_at: float | None = None  # last Hold not yet followed by Unhold (atxfer starts with one)
     hangup_at: float | None = None
     hangup_cause: str = ""
     bridge_id: str | None = None
@@ -47,6 +48,7 @@ class Leg:
     queue: str | None = None
     dialed_by: str | None = None  # Uniqueid of the leg whose Dial created this one
     local_peer: str | None = None  # other half of a Local channel pair
+    optimizing: bool = False  # a LocalOptimizationBegin named it: its next BridgeLeave is expected
     raw_vars: object = None  # last ChanVariable header seen, to skip re-parsing repeats
 
     @property
@@ -75,24 +77,28 @@ class Conference:
     call_id: str | None = None
     bridge_id: str | None = None
     members: set[str] = field(default_factory=set)
+    announced: bool = False  # conference.started is emitted at the first join, with its call
 
 
 @dataclass(slots=True)
 class Transfer:
     transfer_id: str
-    kind: str  # blind | attended | threeway | redirect
+    kind: str  # blind | attended | threeway | redirect (a consultation starts as attended)
     call_id: str
     initiated_at: float
     transferer: str | None = None  # Uniqueid of the agent leg that asked for it
     transferee: str | None = None  # the party being moved (usually the caller)
     target: str | None = None  # the new leg towards the destination
     destination: str = ""  # extension, app or bridge the transferee goes to
-    status: str = "started"  # started | completed | failed
+    status: str = "started"  # started | completed | failed | cancelled
     reason: str = ""
     target_ring_at: float | None = None
     target_answer_at: float | None = None
     finished_at: float | None = None
     caller_drop_at: float | None = None
+    from_bridge: str | None = None  # where the transferee waits during a DTMF consultation
+    returned_at: float | None = None  # a failed transfer's transferee was bridged again
+    returned_to: tuple[str, ...] = ()  # the legs it was bridged with on its return
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from telephony.domain_events import DomainEvent
 MAX_FINISHED_CALLS = 10_000
 
 _TRANSFER_TIMES = ("initiated_at", "target_ring_at", "target_answer_at", "caller_drop_at",
-                   "finished_at")
+                   "finished_at", "returned_at")
 
 
 def _new_call(call_id: str, ts: float) -> dict[str, Any]:
@@ -53,6 +53,8 @@ class SlaRecorder:
             de.TRANSFER_STARTED: self._transfer_event,
             de.TRANSFER_COMPLETED: self._transfer_event,
             de.TRANSFER_FAILED: self._transfer_event,
+            de.TRANSFER_CANCELLED: self._transfer_event,
+            de.TRANSFER_RETURNED: self._transfer_event,
             de.CONFERENCE_STARTED: self._conference_event,
             de.CONFERENCE_JOINED: self._conference_event,
             de.CONFERENCE_LEFT: self._conference_event,
@@ -114,7 +116,8 @@ class SlaRecorder:
     def _transfer_event(self, call: dict[str, Any], ev: DomainEvent) -> None:
         record = call["transfers"].setdefault(ev.data["transfer"], {})
         record.update({k: v for k, v in ev.data.items() if k != "transfer"})
-        record["outcome"] = ev.kind.split(".", 1)[1]
+        if ev.kind != de.TRANSFER_RETURNED:  # a return follows a failure: the outcome stays
+            record["outcome"] = ev.kind.split(".", 1)[1]
 
     def _key_pressed(self, call: dict[str, Any], ev: DomainEvent) -> None:
         call["keys"].append({"at": ev.ts, "leg": ev.leg, "key": ev.data.get("key", "")})

@@ -60,8 +60,13 @@ _VAR_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     # the channel's next event, once, instead of once per variable set.
     "VarSet": (),
 }
+_FINISHED_KIND = {"completed": de.TRANSFER_COMPLETED, "failed": de.TRANSFER_FAILED,
+                  "cancelled": de.TRANSFER_CANCELLED}
 _FAILED_DIAL = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL"})
 RECENTLY_GONE_MAX = 8192  # hung-up uniqueids remembered to drop late events
+# A DTMF atxfer puts the call on Hold, waits out the digit timeout (3 s in the lab),
+# then dials: a Hold this recent before the agent leaves its bridge is the initiation.
+ATXFER_HOLD_WINDOW = 10.0
 
 
 class Tracker:
@@ -112,8 +117,10 @@ class Tracker:
             "VarSet": self._on_varset,
             "Rename": self._on_rename,
             "LocalBridge": self._on_local_bridge,
-            "LocalOptimizationBegin": self._on_local_bridge,
+            "LocalOptimizationBegin": self._on_local_optimization,
             "LocalOptimizationEnd": None,
+            "Hold": self._on_hold,
+            "Unhold": self._on_unhold,
             "CoreShowChannel": self._on_core_show_channel,
             "BridgeListItem": None,  # members come from CoreShowChannel
         }
@@ -281,6 +288,8 @@ class Tracker:
             elif keep.ticket_id != gone.ticket_id:
                 self.anomalies["call_with_two_tickets"] += 1
         del self.calls[gone.call_id]
+        self.totals["calls"] -= 1  # "calls" counts distinct calls: this one was part of keep
+        self.totals["calls_merged"] += 1
         self._emit(de.CALL_MERGED, call=keep, merged=gone.call_id)
         return keep
 
@@ -506,8 +515,13 @@ class Tracker:
             if uid != leg.uniqueid and uid in self.legs:
                 self._same_call(leg, self.legs[uid])
         peers = sorted(u for u in bridge.members if u != leg.uniqueid)
-        self._emit(de.LEG_BRIDGED, leg, bridge=bridge.uniqueid, peers=peers)
+        if swap:  # Local optimisation: this leg replaces that Local half
+            self._emit(de.LEG_BRIDGED, leg, bridge=bridge.uniqueid, peers=peers, swapped=swap)
+        else:
+            self._emit(de.LEG_BRIDGED, leg, bridge=bridge.uniqueid, peers=peers)
         self._transfer_bridged(leg, bridge)
+        if not leg.is_local and not bridge.is_conference:
+            self._consultation_moves(leg, bridge)
 
     def _on_bridge_leave(self, event: Event) -> None:
         leg = self._leg(event.get("Uniqueid"))
@@ -518,7 +532,10 @@ class Tracker:
             if leg.bridge_id is not None:  # leaving a bridge it isn't in: out of order
                 self.anomalies["leave_not_member"] += 1
             return  # already left (e.g. swapped out by a Local optimisation)
-        self._leave_bridge(leg, self.bridges.get(bridge_id))
+        if leg.optimizing:  # Asterisk 22 sends this leave before the swapping BridgeEnter
+            self._leave_bridge(leg, self.bridges.get(bridge_id), local_optimization=True)
+        else:
+            self._leave_bridge(leg, self.bridges.get(bridge_id))
 
     def _leave_bridge(self, leg: Leg, bridge: Bridge | None, **extra: Any) -> None:
         bridge_id = leg.bridge_id if bridge is None else bridge.uniqueid
@@ -573,6 +590,23 @@ class Tracker:
             one.local_peer, two.local_peer = two.uniqueid, one.uniqueid
             self._same_call(one, two)
 
+    def _on_local_optimization(self, event: Event) -> None:
+        self._on_local_bridge(event)
+        for key in ("LocalOneUniqueid", "LocalTwoUniqueid"):
+            leg = self.legs.get(event.get(key, ""))
+            if leg is not None:
+                leg.optimizing = True
+
+    def _on_hold(self, event: Event) -> None:
+        leg = self._leg(event.get("Uniqueid"))
+        if leg is not None:
+            leg.held_at = self._ts
+
+    def _on_unhold(self, event: Event) -> None:
+        leg = self._leg(event.get("Uniqueid"))
+        if leg is not None:
+            leg.held_at = None
+
     def _on_user_event(self, event: Event) -> None:
         if event.get("UserEvent") != "HotlineKey":
             return
@@ -624,10 +658,11 @@ class Tracker:
         name = event["Conference"]
         if name in self.conferences:
             return
+        # conference.started waits for the first join: ConfbridgeStart names no channel, so
+        # only then are the call and ticket known (the ticket's timeline needs them).
         self.conferences[name] = Conference(name, started_at=self._ts,
                                             bridge_id=event.get("BridgeUniqueid"))
         self.totals["conferences"] += 1
-        self._emit(de.CONFERENCE_STARTED, conference=name)
 
     def _on_conf_join(self, event: Event) -> None:
         leg = self._leg_or_adopt(event)
@@ -650,6 +685,9 @@ class Tracker:
         leg.conference = name
         call = self.calls[leg.call_id]
         call.conferences = (call.conferences or set()) | {name}
+        if not conf.announced:
+            conf.announced = True
+            self._emit(de.CONFERENCE_STARTED, call=call, ts=conf.started_at, conference=name)
         self._emit(de.CONFERENCE_JOINED, leg, conference=name, admin=admin)
         if self._moved_out_of_bridge(leg, now_in=leg.bridge_id):
             call = self.calls[leg.call_id]
@@ -682,6 +720,8 @@ class Tracker:
             if leg is not None:
                 leg.conference = None
         call = self.calls.get(conf.call_id or "")
+        if not conf.announced:  # nobody we know of ever joined
+            self._emit(de.CONFERENCE_STARTED, call=call, ts=conf.started_at, conference=conf.name)
         self._emit(de.CONFERENCE_ENDED, call=call, conference=conf.name,
                    duration=round(self._ts - conf.started_at, 6))
 
@@ -698,33 +738,40 @@ class Tracker:
         self._emit(de.TRANSFER_STARTED, call=call, ts=initiated_at, **self._transfer_data(transfer))
         return transfer
 
-    def _finish_transfer(self, transfer: Transfer, *, ok: bool, reason: str = "") -> None:
-        transfer.status = "completed" if ok else "failed"
+    def _finish_transfer(self, transfer: Transfer, *, ok: bool, reason: str = "",
+                         status: str | None = None) -> None:
+        transfer.status = status or ("completed" if ok else "failed")
         transfer.reason = reason
         transfer.finished_at = self._ts
         self.totals[f"transfers.{transfer.kind}.{transfer.status}"] += 1
         call = self.calls.get(transfer.call_id)
-        self._emit(de.TRANSFER_COMPLETED if ok else de.TRANSFER_FAILED, call=call,
-                   **self._transfer_data(transfer))
+        self._emit(_FINISHED_KIND[transfer.status], call=call, **self._transfer_data(transfer))
 
     @staticmethod
     def _transfer_data(t: Transfer) -> dict[str, Any]:
         data: dict[str, Any] = {"transfer": t.transfer_id, "kind": t.kind,
                                 "initiated_at": t.initiated_at}
         for name in ("transferer", "transferee", "target", "destination", "reason",
-                     "target_ring_at", "target_answer_at", "caller_drop_at", "finished_at"):
+                     "target_ring_at", "target_answer_at", "caller_drop_at", "finished_at",
+                     "returned_at", "returned_to"):
             value = getattr(t, name)
             if value:
-                data[name] = value
+                data[name] = list(value) if isinstance(value, tuple) else value
         return data
 
     def _moved_out_of_bridge(self, leg: Leg, now_in: str | None = None) -> bool:
-        """Left a bridge alive, is in no other (but `now_in`), and no open transfer explains it."""
-        if leg.left_bridge_at is None or leg.bridge_id != now_in or leg.prev_bridge == now_in:
+        """Left a bridge alive, is in no other (but `now_in`), and no transfer explains it.
+
+        A transfer explains the move if it involves the leg and was still open when the leg
+        left: so the caller coming back after a failed blind transfer is no Redirect.
+        """
+        left = leg.left_bridge_at
+        if left is None or leg.bridge_id != now_in or leg.prev_bridge == now_in:
             return False
         call = self.calls[leg.call_id]
         return not any(leg.uniqueid in (t.transferee, t.target, t.transferer)
-                       for t in call.open_transfers())
+                       and (t.finished_at is None or t.finished_at >= left)
+                       for t in call.transfers)
 
     def _on_blind_transfer(self, event: Event) -> None:
         transferer = self._leg_or_adopt(event, "Transferer")
@@ -754,6 +801,20 @@ class Tracker:
         call = self.calls[present[0].call_id]
         dest_type = event.get("DestType", "")
         second, target = legs["SecondTransferer"], legs["TransferTarget"]
+        ok = event.get("Result") == "Success" and dest_type not in ("Fail", "")
+        reason = "" if ok else (dest_type or event.get("Result", "")).lower()
+        transferers = {event.get("OrigTransfererUniqueid"), event.get("SecondTransfererUniqueid")}
+        consultation = next((t for t in call.open_transfers()
+                             if t.kind == "attended" and t.transferer in transferers), None)
+        if consultation is not None:  # a DTMF consultation we saw start: this is its end
+            if dest_type == "Threeway":
+                consultation.kind = "threeway"
+            consultation.destination = (event.get("DestBridgeUniqueid") or event.get("DestApp")
+                                        or consultation.destination)
+            if target is not None and consultation.target is None:
+                consultation.target = target.uniqueid
+            self._finish_transfer(consultation, ok=ok, reason=reason)
+            return
         # The transfer began when the consultation started: the agent's second
         # channel was born (phone-driven, REFER) or the target was dialled (DTMF atxfer,
         # where both transferer headers name the same channel).
@@ -772,9 +833,7 @@ class Tracker:
             transfer.target = target.uniqueid
             transfer.target_ring_at = target.ringing_at
             transfer.target_answer_at = target.answered_at
-        ok = event.get("Result") == "Success" and dest_type not in ("Fail", "")
-        self._finish_transfer(transfer, ok=ok,
-                              reason="" if ok else (dest_type or event.get("Result", "")).lower())
+        self._finish_transfer(transfer, ok=ok, reason=reason)
 
     def _transfer_target_progress(self, leg: Leg) -> None:
         call = self.calls.get(leg.call_id)
@@ -791,10 +850,57 @@ class Tracker:
         call = self.calls[leg.call_id]
         if not call.transfers:
             return
-        for transfer in list(call.open_transfers()):
-            if (transfer.transferee in bridge.members and transfer.target in bridge.members
-                    and leg.uniqueid in (transfer.transferee, transfer.target)):
-                self._finish_transfer(transfer, ok=True)
+        for transfer in call.transfers:
+            if transfer.status == "started":
+                # A DTMF consultation (from_bridge) ends with AttendedTransfer, which alone
+                # tells a complete from a threeway: its target joining the caller is not enough.
+                if (transfer.from_bridge is None and transfer.transferee in bridge.members
+                        and transfer.target in bridge.members
+                        and leg.uniqueid in (transfer.transferee, transfer.target)):
+                    self._finish_transfer(transfer, ok=True)
+            elif (transfer.status == "failed" and transfer.returned_at is None
+                  and transfer.kind in ("blind", "redirect")
+                  and transfer.transferee in bridge.members and len(bridge.members) > 1):
+                # The dialplan gave the caller back to an agent (hotline-xfer-failed ->
+                # hotline-return): the failed transfer's caller is talking again.
+                transfer.returned_at = self._ts
+                transfer.returned_to = tuple(sorted(bridge.members - {transfer.transferee}))
+                self.totals[f"transfers.{transfer.kind}.returned"] += 1
+                self._emit(de.TRANSFER_RETURNED, call=call, **self._transfer_data(transfer))
+
+    def _consultation_moves(self, leg: Leg, bridge: Bridge) -> None:
+        """A DTMF attended transfer, seen live (Asterisk reports it only at its end).
+
+        The agent leaves the caller's bridge (the caller stays, on hold) for a new bridge
+        holding the Local channel that dials the target: the consultation started. The
+        agent back in the caller's bridge without the target: the consultation was abandoned
+        (`#1`, or the target refused), which Asterisk reports with no event at all.
+        """
+        call = self.calls[leg.call_id]
+        for transfer in call.open_transfers():
+            if transfer.transferer == leg.uniqueid:
+                if (transfer.kind == "attended" and bridge.uniqueid == transfer.from_bridge
+                        and transfer.target not in bridge.members):
+                    self._finish_transfer(transfer, ok=False, reason="cancelled",
+                                          status="cancelled")
+                return
+        origin = self.bridges.get(leg.prev_bridge or "")
+        left = leg.left_bridge_at
+        if origin is None or origin is bridge or left is None or self._ts - left > 1.0:
+            return
+        waiting = sorted(origin.members)
+        target = next((self.legs[u] for u in sorted(bridge.members)
+                       if u != leg.uniqueid and u in self.legs and self.legs[u].is_local), None)
+        if not waiting or target is None:
+            return
+        held = leg.held_at
+        initiated = held if held is not None and left - held <= ATXFER_HOLD_WINDOW else left
+        transfer = self._start_transfer(call, "attended", initiated_at=initiated,
+                                        transferer=leg.uniqueid, transferee=waiting[0])
+        transfer.from_bridge = origin.uniqueid
+        transfer.target = target.uniqueid
+        transfer.target_ring_at = target.ringing_at
+        transfer.target_answer_at = target.answered_at
 
     def _transfer_leg_gone(self, leg: Leg) -> None:
         call = self.calls.get(leg.call_id)

@@ -110,3 +110,43 @@ def test_read_api_needs_exactly_one_key():
     with pytest.raises(ValueError):
         timeline(sla, ticket_id="T-0001", call_id="x")
     assert timeline(sla, call_id="no-such-call") is None
+
+
+def _ticket(raw: list[dict]) -> str:
+    return next(v.split("=", 1)[1] for e in raw for v in (e.get("ChanVariable") or [])
+                if isinstance(v, str) and v.startswith("TICKET_ID=") and v != "TICKET_ID=")
+
+
+def test_lab_cross_trunk_timeline_spans_both_nodes_under_one_ticket():
+    sla, raw = record("lab_blind_transfer_cross_trunk.jsonl")
+    view = timeline(sla, ticket_id=_ticket(raw))
+    assert len(view["calls"]) == 1
+    (xfer,) = view["calls"][0]["transfers"].values()
+    assert xfer["outcome"] == "completed"
+    assert xfer["initiated_at"] == ts_of(raw, "BlindTransfer")
+    legs = view["calls"][0]["legs"]
+    assert {uid.split("-")[0] for uid in legs} == {"node12345", "node110"}
+    assert 0 < xfer["setup_seconds"] < 1  # the 110 agent answered at once
+
+
+def test_lab_attended_cancel_and_return_outcomes_in_the_timeline():
+    sla, raw = record("lab_attended_transfer_cancel.jsonl")
+    (xfer,) = timeline(sla, ticket_id=_ticket(raw))["calls"][0]["transfers"].values()
+    assert (xfer["kind"], xfer["outcome"]) == ("attended", "cancelled")
+    assert xfer["initiated_at"] == ts_of(raw, "Hold")
+
+    sla, raw = record("lab_transfer_no_answer.jsonl")
+    view = timeline(sla, ticket_id=_ticket(raw))
+    (xfer,) = view["calls"][0]["transfers"].values()
+    assert (xfer["outcome"], xfer["reason"]) == ("failed", "noanswer")  # the return keeps it
+    assert xfer["returned_at"] > xfer["finished_at"]
+    assert "transfer.returned" in [s["what"] for s in view["steps"]]
+
+
+def test_lab_conference_start_is_on_the_tickets_timeline():
+    sla, raw = record("lab_conference_three_party.jsonl")
+    view = timeline(sla, ticket_id=_ticket(raw))
+    (conf,) = view["calls"][0]["conferences"].values()
+    assert conf["started_at"] == ts_of(raw, "ConfbridgeStart")
+    assert len(conf["joins"]) == len(conf["leaves"]) == 3
+    assert conf["ended_at"] == ts_of(raw, "ConfbridgeEnd")

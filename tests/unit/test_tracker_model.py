@@ -205,3 +205,64 @@ def test_ticket_context_set_before_the_id_is_kept():
     assert t.tickets["T-4"].context == {"TICKET_ID": "T-4", "TICKET_URGENCY": "urgent",
                                         "TICKET_ORIGIN": "110"}
     assert t.calls["1.1"].ticket_id == "T-4" and t.legs["1.1"].early_context is None
+
+
+def _consultation(hold_at: float | None) -> tuple[Tracker, list]:
+    """Caller 1 and agent 2 bridged in b1; the agent moves to b2 with a Local half."""
+    t, out = Tracker(), []
+    feed = lambda e: out.extend(t.feed(e))  # noqa: E731
+    feed(ev("Newchannel", 1.0, **chan("1", chanvars="TICKET_ID=T-5")))
+    feed(ev("Newchannel", 1.1, **chan("2", "1")))
+    for uid in ("1", "2"):
+        feed(ev("BridgeEnter", 2.0, BridgeUniqueid="b1", **chan(uid, "1")))
+    if hold_at is not None:
+        feed(ev("Hold", hold_at, **chan("2", "1")))
+    feed(ev("Newchannel", 30.0, **chan("3", "1", state=0, name="Local/110@x-1;1")))
+    feed(ev("BridgeEnter", 30.1, BridgeUniqueid="b2", **chan("3", "1", state=0,
+                                                             name="Local/110@x-1;1")))
+    feed(ev("BridgeLeave", 30.2, BridgeUniqueid="b1", **chan("2", "1")))
+    feed(ev("BridgeEnter", 30.3, BridgeUniqueid="b2", **chan("2", "1")))
+    return t, out
+
+
+def test_dtmf_consultation_starts_at_a_recent_hold_else_when_the_agent_leaves():
+    _, out = _consultation(hold_at=27.0)
+    (started,) = [e for e in out if e.kind == "transfer.started"]
+    assert (started.ts, started.data["transferer"], started.data["transferee"]) == (27.0, "2", "1")
+    _, out = _consultation(hold_at=5.0)  # a hold long before is no atxfer: not the start
+    assert [e.ts for e in out if e.kind == "transfer.started"] == [30.2]
+    _, out = _consultation(hold_at=None)
+    assert [e.ts for e in out if e.kind == "transfer.started"] == [30.2]
+
+
+def test_agent_back_with_the_caller_without_the_target_cancels_the_consultation():
+    t, out = _consultation(hold_at=27.0)
+    out = t.feed(ev("BridgeLeave", 40.0, BridgeUniqueid="b2", **chan("2", "1")))
+    out += t.feed(ev("BridgeEnter", 40.1, BridgeUniqueid="b1", **chan("2", "1")))
+    (cancelled,) = [e for e in out if e.kind == "transfer.cancelled"]
+    assert (cancelled.data["target"], cancelled.data["finished_at"]) == ("3", 40.1)
+    assert t.totals["transfers.attended.cancelled"] == 1
+
+
+def test_a_failed_blind_transfers_caller_bridged_again_is_returned_not_redirected():
+    t = Tracker()
+    t.feed(ev("Newchannel", 1.0, **chan("1", chanvars="TICKET_ID=T-6")))
+    t.feed(ev("Newchannel", 1.1, **chan("2", "1")))
+    for uid in ("1", "2"):
+        t.feed(ev("BridgeEnter", 2.0, BridgeUniqueid="b1", **chan(uid, "1")))
+    t.feed(ev("BlindTransfer", 3.0, Result="Success", Extension="110", Context="x",
+              **chan("2", "1", prefix="Transferer"), **chan("1", prefix="Transferee")))
+    for uid in ("1", "2"):
+        t.feed(ev("BridgeLeave", 3.1, BridgeUniqueid="b1", **chan(uid, "1")))
+    t.feed(ev("Hangup", 3.2, Cause="16", **chan("2", "1")))
+    t.feed(ev("Newchannel", 3.3, **chan("3", "1", state=0)))
+    t.feed(ev("DialBegin", 3.4, **chan("1"), **chan("3", "1", prefix="Dest")))
+    t.feed(ev("DialEnd", 5.0, DialStatus="BUSY", **chan("1"), **chan("3", "1", prefix="Dest")))
+    t.feed(ev("Hangup", 5.1, Cause="17", **chan("3", "1")))
+    out = t.feed(ev("Newchannel", 6.0, **chan("4", "1", state=0)))
+    out += t.feed(ev("DialBegin", 6.1, **chan("1"), **chan("4", "1", prefix="Dest")))
+    for uid in ("4", "1"):
+        out += t.feed(ev("BridgeEnter", 7.0, BridgeUniqueid="b2", **chan(uid, "1")))
+    assert [e.kind for e in out if e.kind.startswith("transfer.")] == ["transfer.returned"]
+    assert t.totals["transfers.blind.failed"] == t.totals["transfers.blind.returned"] == 1
+    assert not t.totals["transfers.redirect.completed"]
