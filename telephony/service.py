@@ -236,6 +236,11 @@ class PlatformService:
                 self.handle_event(dict(message))
             except Exception:  # one bad event must never stop the pump
                 log.exception("service.event_failed", event=message.get("Event"))
+            # Queue.get() does not yield while events are waiting, so a burst (a
+            # transfer emits dozens) would hold the loop and delay a pending HTTP
+            # reply or the next action of an operation. Yield between events.
+            if not self.queue.empty():
+                await asyncio.sleep(0)
 
     def handle_event(self, event: dict[str, Any]) -> None:
         for fact in self.tracker.feed(event):
