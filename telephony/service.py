@@ -263,9 +263,10 @@ class PlatformService:
         if fact.kind == CALL_STARTED and fact.call_id:
             self.store.put_call(fact.call_id, {"started": fact.ts, "platform": self.platform,
                                                "ticket_id": fact.ticket_id or ""})
+            self._active_gauge.set(len(self.tracker.calls))
         elif fact.kind == CALL_ENDED and fact.call_id:
             self.store.end_call(fact.call_id, {"ended": fact.ts, **(fact.data or {})})
-        self._active_gauge.set(len(self.tracker.calls))
+            self._active_gauge.set(len(self.tracker.calls))
 
     def sla_timeline(self, *, ticket_id: str | None = None,
                      call_id: str | None = None) -> dict[str, Any] | None:
