@@ -51,8 +51,9 @@ PROMPTS: dict[str, str] = {
     "goodbye": "感谢您的来电，再见。",
     # 110
     "greeting_110": "这里是一一零报警服务台。",
-    "menu_110": "紧急报警请按一或直接等待，交通事故请按二，非紧急的咨询、求助、投诉请按三。",
-    "menu_110_no_traffic": "紧急报警请按一或直接等待，非紧急的咨询、求助、投诉请按三。",
+    # Short on purpose: a caller who presses nothing reaches police when it ends.
+    "menu_110": "报警请稍候。交通事故请按二，非紧急事项请按三。",
+    "menu_110_no_traffic": "报警请稍候。非紧急事项请按三。",
     "police_back": "需要报警请按零。",
     "divert_offer": (
         "您反映的事项由一二三四五政务服务便民热线办理，转接请按一，继续等待一一零请按二。"
