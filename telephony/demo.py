@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -176,7 +177,7 @@ async def scene_one_key_http(lab: Lab, svc: Services) -> SceneResult:
     return out
 
 
-async def _wait_for(check: Callable[[], object], within: float = 15.0) -> object:
+async def _wait_for(check: Callable[[], Any], within: float = 15.0) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while loop.time() < deadline:

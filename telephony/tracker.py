@@ -244,9 +244,9 @@ class Tracker:
             for cid in self.tickets[ticket_id].call_ids:
                 if cid in self.calls:
                     return self.calls[cid]
-        cid = self._call_by_linkedid.get(linkedid)
-        if cid is not None and cid in self.calls:
-            return self.calls[cid]
+        by_linkedid = self._call_by_linkedid.get(linkedid)
+        if by_linkedid is not None and by_linkedid in self.calls:
+            return self.calls[by_linkedid]
         call_id = linkedid
         while call_id in self.calls:  # a linkedid reused by an older, merged-away call
             call_id += "+"
