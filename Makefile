@@ -33,6 +33,7 @@ demo: setup
 # Unit tests, then integration tests on the real lab; the lab is stopped afterwards.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy telephony ivr routing
 	$(BIN)/hotline lab up
 	status=0; $(BIN)/pytest -ra -p no:cacheprovider || status=$$?; \
 	  $(BIN)/hotline lab down; exit $$status
