@@ -90,12 +90,18 @@ def cancel_atxfer(agent_channel: str) -> dict[str, str | list[str]]:
     return _sealed({"Action": "CancelAtxfer", "Channel": validation.channel(agent_channel)})
 
 
-def feature_digits(agent_channel: str, digits: str) -> dict[str, str | list[str]]:
-    """Emulate the agent pressing a built-in feature code (e.g. atxferswap)."""
+def feature_digits(agent_channel: str, digits: str) -> list[dict[str, str | list[str]]]:
+    """Emulate the agent pressing a built-in feature code (e.g. atxferswap).
+
+    One PlayDTMF per digit: Asterisk 22's PlayDTMF plays only the first character of
+    `Digit`; `Receive: true` queues it as if the phone had sent it, so the bridge's
+    feature detection collects the digits into the code.
+    """
     if not digits or any(d not in "0123456789*#" for d in digits) or len(digits) > 4:
         raise BadInput("feature digits not allowed", code="bad_action_value")
-    return _sealed({"Action": "PlayDTMF", "Channel": validation.channel(agent_channel),
-                    "Digit": digits, "Receive": "true"})
+    channel = validation.channel(agent_channel)
+    return [_sealed({"Action": "PlayDTMF", "Channel": channel, "Digit": digit,
+                     "Receive": "true"}) for digit in digits]
 
 
 def redirect(channel: str, context: str, exten: str) -> dict[str, str | list[str]]:

@@ -50,6 +50,7 @@ FED_EVENTS = frozenset({
     "BlindTransfer", "AttendedTransfer", "DialBegin", "DialEnd", "BridgeEnter", "Hangup",
     "QueueCallerJoin", "ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd", "ChanSpyStart",
     "ChanSpyStop", "OriginateResponse",
+    "DTMFEnd",  # the agent's atxfer keys: tells #1 (abort) from #4 (swap)
 })
 
 

@@ -236,8 +236,113 @@ async def test_warm_transfer_cancel_returns_the_caller_to_the_agent(lab: Lab, ho
     assert_ticket_headers(consult[0].invite, ticket)
     assert peer is not None and peer.role == "caller", view
     assert op["outcome"] == "cancelled"
+    # An abort is not a swap. Asterisk 22 returns the agent (BridgeEnter) a few ms before
+    # the target's Hangup; without DTMF events the op first reads it as a swap, then
+    # re-labels it (see docs/control.md).
+    assert op["swaps"] == 0 and op["steps"][-1]["detail"]["by"] == "phone" if how == "key" \
+        else op["steps"][-1]["state"] == "cancelled", op["steps"]
     assert "transfer.completed" not in steps, steps
     assert "op.warm_transfer.cancelled" in steps, steps
+
+
+def recorded_events(service: PlatformService) -> list[dict]:
+    """Record every AMI event the controller is fed from now on."""
+    controller, seen = service.controller, []
+    original = controller.on_event
+
+    def on_event(event: Any) -> None:
+        seen.append(dict(event))
+        original(event)
+
+    controller.on_event = on_event  # type: ignore[method-assign]
+    return seen
+
+
+def agent_peer_role(service: PlatformService, agent: str) -> str | None:
+    """Who the agent's leg is bridged with right now, by the tracker's live view."""
+    call_id = service.directory.call_for_agent(agent)
+    view = service.directory.get_call(call_id) if call_id else None
+    leg = view.agent_leg(agent) if view else None
+    peer = view.bridged_peer(leg) if view and leg else None
+    return peer.role if peer else None
+
+
+def agent_bridges(events: list[dict], agent_channel: str) -> list[str]:
+    """The bridges the agent's channel entered, in order (AMI BridgeEnter)."""
+    return [e["BridgeUniqueid"] for e in events
+            if e.get("Event") == "BridgeEnter" and e.get("Channel") == agent_channel]
+
+
+@pytest.mark.parametrize("how", ["key", "http"])
+async def test_warm_transfer_swap_between_caller_and_110_then_complete(
+        lab: Lab, how: str) -> None:
+    # Consult 110, swap back to the caller (#4, 110 waits), swap to 110 again, complete.
+    token = lab.token_for("agent12345-1")
+    keys = [(2000, "*4"), (8000, "#4"), (12000, "#4"), (16000, "#2")] if how == "key" else []
+    async with running_services() as svc, \
+            logged_in_agent(lab, "12345", keys=keys) as agent1, \
+            logged_in_agent(lab, "110") as agent110:
+        events = recorded_events(svc["12345"])
+        sent = sent_actions(svc["12345"])
+        call = citizen_call(talk_s=26)
+        first = await agent1.wait_for_calls(1, timeout_s=15)
+        replies = []
+        if how == "http":
+            call_id = await agent_call_id(svc["12345"], "agent12345-1")
+            created = await api("POST", "/api/v1/transfers", token,
+                                json={"call_id": call_id, "target": "110", "mode": "attended"})
+            assert created[0] == 202, created
+            op_id = created[1]["op_id"]
+        answered = await until(op_state(svc["12345"], "warm_transfer", "consult_answered"))
+        op_id = answered["op_id"]
+        consult_peer = await until(lambda: agent_peer_role(svc["12345"], "agent12345-1"))
+        if how == "http":
+            replies.append(await api("POST", f"/api/v1/transfers/{op_id}/swap", token))
+        swapped = await until(op_state(svc["12345"], "warm_transfer", "swapped"), 10)
+        with_caller = await until(lambda: agent_peer_role(svc["12345"], "agent12345-1")
+                                  == "caller", 5)
+        if how == "http":
+            replies.append(await api("POST", f"/api/v1/transfers/{op_id}/swap", token))
+        back = await until(lambda: next((o for o in ops(svc["12345"], "warm_transfer")
+                                         if o["swaps"] == 2), None), 10)
+        with_target = agent_peer_role(svc["12345"], "agent12345-1")
+        if how == "http":
+            replies.append(await api("POST", f"/api/v1/transfers/{op_id}/complete", token))
+        op = await until(op_state(svc["12345"], "warm_transfer", "completed"), 10)
+        res = await call
+        moved = await agent110.wait_for_calls(1, ended=True, timeout_s=5)
+        ticket = first[0].invite.headers["X-Ticket-Id"]
+        steps = await kinds(svc["12345"], ticket)
+        first = agent1.calls()
+    assert res.ok and res.hangup_by == "us", res.errors
+    # SIPp: one consult call to 110, answered, carried the ticket and stayed with the caller.
+    assert len(moved) == 1 and moved[0].answered and moved[0].hangup_by == "far"
+    assert_ticket_headers(moved[0].invite, ticket)
+    assert first[0].answered and first[0].hangup_by == "far"
+    # Who talks to whom (tracker view, from AMI bridge events).
+    assert consult_peer != "caller" and with_caller and with_target != "caller", (
+        consult_peer, with_target)
+    home = swapped["steps"][-1]["detail"]
+    assert home == {"swap": 1}, swapped["steps"]
+    bridges = agent_bridges(events, answered["agent_channel"])
+    assert len(bridges) >= 4 and bridges[0] == bridges[2] and bridges[1] == bridges[3], bridges
+    assert back["state"] == "consult_answered"
+    # Consecutive equal states are notes (a swap request is recorded in the current state).
+    states = [s["state"] for i, s in enumerate(op["steps"])
+              if i == 0 or s["state"] != op["steps"][i - 1]["state"]]
+    assert states == ["created", "requested", "consult_ringing", "consult_answered",
+                      "swapped", "consult_answered",
+                      *(["completing"] if how == "http" else []), "completed"], states
+    assert states[-1] == "completed" and op["outcome"] == "completed" and op["swaps"] == 2
+    assert "op.warm_transfer.swapped" in steps and "transfer.completed" in steps, steps
+    playdtmf = [a for a in sent if a["Action"] == "PlayDTMF"]
+    if how == "http":
+        assert [r[0] for r in replies] == [202, 202, 202], replies
+        assert op["swap_requests"] == 2
+        assert [a["Digit"] for a in playdtmf] == ["#", "4", "#", "4"]
+        assert all(a["Receive"] == "true" for a in playdtmf)
+    else:
+        assert playdtmf == [] and op["swap_requests"] == 0
 
 
 # --- three-party call and pull-in -------------------------------------------------------
@@ -279,6 +384,55 @@ async def test_three_party_by_keys_agent_leaves_and_the_call_goes_on(lab: Lab) -
     decided = [e for e in entries if e.get("negotiation") == "agreed_110"]
     assert decided and decided[0]["kind"] == "op.conference.active", entries
     assert "op.conference.caller_hung_up" in steps, steps
+
+
+async def test_three_party_left_to_the_caller_returns_it_to_the_12345_queue(lab: Lab) -> None:
+    # *3 makes the conference; the 110 call-taker hangs up by itself, then agent1 leaves
+    # (*0). The caller alone goes back to the owning queue (首接 12345: no negotiation),
+    # at the front, and agent12345-2 answers it with the same ticket.
+    async with running_services() as svc, \
+            logged_in_agent(lab, "12345", keys=[(2000, "*3"), (12000, "*0")]) as agent1, \
+            logged_in_agent(lab, "110", hangup_after_ms=5000) as agent110:
+        call = citizen_call(talk_s=30)
+        first = await agent1.wait_for_calls(1, timeout_s=15)
+        # agent1 is busy with this call; agent2 logs in now, agent1 leaves the queue, so the
+        # returned caller can only reach agent2.
+        lab.agent_logout("12345", "agent12345-1")
+        async with logged_in_agent(lab, "12345", index=1) as agent2:
+            taker = await agent110.wait_for_calls(1, ended=True, timeout_s=15)
+            final = await until(op_state(svc["12345"], "conference", "ended",
+                                         "caller_hung_up"), 15)
+            second = await agent2.wait_for_calls(1, timeout_s=15)
+            res = await call
+            second = await agent2.wait_for_calls(1, ended=True, timeout_s=5)
+        ticket = first[0].invite.headers["X-Ticket-Id"]
+        entries = await timeline(svc["12345"], ticket)
+        steps = [e["kind"] for e in entries]
+        first = agent1.calls()
+    assert res.ok and res.hangup_by == "us", res.errors
+    # SIPp: 110 answered and hung up itself; LEAVE_3WAY hung agent1 up; agent2 answered the
+    # returned caller (same ticket) and stayed until the caller's BYE.
+    assert taker[0].answered and taker[0].hangup_by == "us"
+    assert_ticket_headers(taker[0].invite, ticket)
+    assert len(first) == 1 and first[0].hangup_by == "far"
+    assert len(second) == 1 and second[0].answered and second[0].hangup_by == "far"
+    assert_ticket_headers(second[0].invite, ticket)
+    # The operation: caller alone -> returning (owner 12345) -> ended, returned_to_queue.
+    returning = next(st for st in final["steps"] if st["state"] == "returning")
+    assert returning["detail"] == {"owner": "12345"} and final["negotiation"] is None
+    assert final["state"] == "ended" and final["outcome"] == "returned_to_queue"
+    assert final["return_to"] == "returned_to_queue" and final["agent_left"]
+    assert final["participants"][0]["state"] == "left"
+    states = [s["state"] for s in final["steps"]]
+    assert states[:3] == ["created", "redirecting", "active"] and states[-2:] == [
+        "returning", "ended"], states
+    left = [s.get("detail", {}).get("left") for s in final["steps"]
+            if s.get("detail", {}).get("left")]
+    assert left == ["p1", "agent"], final["steps"]
+    # The ticket timeline: the op's return, then the queue answering it again.
+    assert steps.index("op.conference.returning") < steps.index("op.conference.ended"), steps
+    answered = [i for i, k in enumerate(steps) if k == "queue.answered"]
+    assert len(answered) >= 2 and answered[-1] > steps.index("op.conference.returning"), steps
 
 
 async def test_pull_in_120_by_key_into_an_http_three_party_call(lab: Lab) -> None:

@@ -73,7 +73,9 @@ def test_hangup_setvar_and_feature_digits() -> None:
     assert actions.hangup(AGENT) == {"Action": "Hangup", "Channel": AGENT, "Cause": "16"}
     assert actions.setvar(CALLER, "HOTLINE_OP", "abc") == {
         "Action": "Setvar", "Channel": CALLER, "Variable": "HOTLINE_OP", "Value": "abc"}
-    assert actions.feature_digits(AGENT, "#4")["Receive"] == "true"
+    assert actions.feature_digits(AGENT, "#4") == [
+        {"Action": "PlayDTMF", "Channel": AGENT, "Digit": "#", "Receive": "true"},
+        {"Action": "PlayDTMF", "Channel": AGENT, "Digit": "4", "Receive": "true"}]
     with pytest.raises(BadInput):
         actions.feature_digits(AGENT, "#4\r\n")
 

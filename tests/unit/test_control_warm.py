@@ -13,6 +13,7 @@ from telephony.control.testing import (
     CALLER,
     CALLER_UID,
     TRUNK,
+    TRUNK_UID,
     blind_success_events,
     chan,
     ev,
@@ -35,7 +36,8 @@ def make() -> WarmTransfer:
 
 def ringing(op: WarmTransfer) -> None:
     op.feed(ev("MusicOnHoldStart", **chan(CALLER, CALLER_UID)), 0.0)
-    op.feed(ev("DialBegin", DestChannel=TRUNK, **chan(CONSULT, CONSULT_UID)), 0.0)
+    op.feed(ev("DialBegin", DestChannel=TRUNK, DestUniqueid=TRUNK_UID,
+               **chan(CONSULT, CONSULT_UID)), 0.0)
     assert op.state == "consult_ringing"
 
 
@@ -108,16 +110,59 @@ def test_consult_target_busy() -> None:
     assert (op.state, op.outcome) == ("target_failed", "target_failed")
 
 
+def consult_hangup(later_s: float = 0.0) -> dict[str, str]:
+    """The target leg's Hangup; `later_s` pushes its Asterisk Timestamp forward."""
+    event = ev("Hangup", Cause="16", **chan(TRUNK, TRUNK_UID))
+    event["Timestamp"] = f"{float(event['Timestamp']) + later_s:.6f}"
+    return event
+
+
 def test_swap_only_when_answered() -> None:
     op = make()
     ringing(op)
     with pytest.raises(WrongState):
         op.request("swap", 1.0)
     op.feed(ev("DialEnd", DialStatus="ANSWER", **chan(CONSULT, CONSULT_UID)), 0.0)
-    assert op.request("swap", 2.0) == [{"Action": "PlayDTMF", "Channel": AGENT,
-                                        "Digit": "#4", "Receive": "true"}]
-    assert op.swaps == 1 and op.state == "consult_answered"
+    # PlayDTMF plays only the first character of Digit: one action per digit.
+    assert op.request("swap", 2.0) == [
+        {"Action": "PlayDTMF", "Channel": AGENT, "Digit": "#", "Receive": "true"},
+        {"Action": "PlayDTMF", "Channel": AGENT, "Digit": "4", "Receive": "true"}]
+    # Requested, not yet seen: the state only moves on the agent's BridgeEnter.
+    assert (op.swap_requests, op.swaps, op.state) == (1, 0, "consult_answered")
+    assert op.steps[-1].detail == {"swap_requested": 1}
+
+
+def test_swap_is_confirmed_by_bridge_events_and_swaps_back() -> None:
+    op = make()
+    answered(op)
+    op.feed(agent_back(), 1.0)  # atxferswap: agent with the caller, 110 still up
+    assert (op.state, op.swaps, op.done) == ("swapped", 1, False)
     assert op.steps[-1].detail == {"swap": 1}
+    op.feed(ev("BridgeEnter", BridgeUniqueid="b-consult", **chan(AGENT, AGENT_UID)), 2.0)
+    assert (op.state, op.swaps) == ("consult_answered", 2)
+    op.feed(agent_back(), 3.0)
+    assert op.request("complete", 4.0) == [{"Action": "Hangup", "Channel": AGENT,
+                                            "Cause": "16"}]
+    op.feed(ev("AttendedTransfer", Result="Success", OrigTransfererChannel=AGENT,
+               OrigTransfererUniqueid=AGENT_UID, DestType="Link"), 5.0)
+    assert (op.state, op.outcome, op.swaps) == ("completed", "completed", 3)
+
+
+def test_target_hangs_up_while_held_after_a_swap() -> None:
+    op = make()
+    answered(op)
+    op.feed(agent_back(), 1.0)
+    op.feed(consult_hangup(later_s=5.0), 2.0)
+    assert (op.state, op.outcome, op.swaps) == ("cancelled", "cancelled", 1)
+    assert op.steps[-1].detail["by"] == "consult_hangup"
+
+
+def test_swap_back_verb_allowed_while_swapped() -> None:
+    op = make()
+    answered(op)
+    op.feed(agent_back(), 1.0)
+    assert [a["Digit"] for a in op.request("swap", 2.0)] == ["#", "4"]
+    assert op.state == "swapped" and op.swap_requests == 1
 
 
 def test_verbs_refused_before_consult() -> None:
@@ -168,12 +213,52 @@ def test_refused_verb_returns_to_previous_state(setup: str, verb: str, back_to: 
 
 
 def test_phone_abort_key_cancels() -> None:
-    """The agent pressed Asterisk's own atxferabort (#1): back in the caller's bridge."""
+    """The agent pressed Asterisk's own atxferabort (#1): 110 hung up, agent back."""
     op = make()
     answered(op)
+    op.feed(consult_hangup(), 0.0)
     op.feed(agent_back(), 0.0)
     assert (op.state, op.outcome) == ("cancelled", "cancelled")
     assert op.steps[-1].detail["by"] == "phone"
+
+
+def digit(d: str, direction: str = "Received") -> dict[str, str]:
+    return ev("DTMFEnd", Digit=d, Direction=direction, DurationMs="100", **chan(AGENT, AGENT_UID))
+
+
+def test_phone_abort_key_cancels_when_the_agent_is_back_first() -> None:
+    """Asterisk 22's order for #1: agent back in the caller's bridge, then 110 hangs up."""
+    op = make()
+    answered(op)
+    op.feed(digit("#"), 0.0)
+    op.feed(digit("1"), 0.0)
+    op.feed(agent_back(), 0.0)
+    assert (op.state, op.outcome, op.swaps) == ("cancelled", "cancelled", 0)
+    assert "swapped" not in [s.state for s in op.steps]
+
+
+def test_swap_key_digits_and_sent_digits_do_not_count_as_abort() -> None:
+    op = make()
+    answered(op)
+    op.feed(digit("1", direction="Sent"), 0.0)  # played to the phone, not pressed
+    op.feed(digit("#"), 0.0)
+    op.feed(digit("4"), 0.0)
+    op.feed(agent_back(), 0.0)
+    assert (op.state, op.swaps) == ("swapped", 1)
+    op.feed(consult_hangup(later_s=5.0), 1.0)  # the held target gave up
+    assert (op.state, op.outcome) == ("cancelled", "cancelled")
+    assert op.steps[-1].detail["by"] == "consult_hangup"
+
+
+def test_hangup_right_after_a_swap_was_an_abort() -> None:
+    """No DTMF events: #1 looks like a swap until the target hangs up milliseconds later."""
+    op = make()
+    answered(op)
+    op.feed(agent_back(), 1.0)
+    assert (op.state, op.swaps) == ("swapped", 1)
+    op.feed(consult_hangup(), 1.004)
+    assert (op.state, op.outcome, op.swaps) == ("cancelled", "cancelled", 0)
+    assert op.steps[-1].detail["by"] == "phone" and op.steps[-1].detail["seen_as_swap"]
 
 
 def test_phone_complete_key_while_ringing() -> None:
