@@ -61,9 +61,7 @@ class BlindTransfer(Operation):
         self._go("requested", now)
         return out
 
-    def action_failed(self, reply: Any, now: float) -> None:
-        if self.state in ("created", "requested"):
-            self._finish("rejected", "rejected", now, reply=str(reply.get("Message", ""))[:200])
+    REJECTABLE = ("created", "requested")
 
     def feed(self, event: Event, now: float) -> list[Action]:
         if self.done:

@@ -86,9 +86,7 @@ class Conference(Operation):
         self._go("redirecting", now)
         return out
 
-    def action_failed(self, reply: Any, now: float) -> None:
-        if self.state in ("created", "redirecting"):
-            self._finish("rejected", "rejected", now, reply=str(reply.get("Message", ""))[:200])
+    REJECTABLE = ("created", "redirecting")
 
     def request(self, verb: str, now: float, **kwargs: Any) -> list[Action]:
         if self.done:

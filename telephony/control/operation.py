@@ -115,8 +115,14 @@ class Operation:
     def request(self, verb: str, now: float, **kwargs: Any) -> list[Action]:
         raise WrongState(f"{self.kind} does not support {verb}", code="unsupported_verb")
 
+    # States in which a refused action means nothing happened yet (None: any live state).
+    REJECTABLE: tuple[str, ...] | None = ()
+
     def action_failed(self, reply: Mapping[str, Any], now: float) -> None:
         """The node answered an action with an error: nothing changed in Asterisk."""
+        rejectable = not self.done if self.REJECTABLE is None else self.state in self.REJECTABLE
+        if rejectable:
+            self._finish("rejected", "rejected", now, reply=str(reply.get("Message", ""))[:200])
 
     def reply_events(self, events: list[Mapping[str, Any]], now: float) -> list[Action]:
         """Events delivered with a reply (OriginateResponse) rather than globally."""

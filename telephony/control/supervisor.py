@@ -46,9 +46,7 @@ class Spy(Operation):
         self._go("originating", now)
         return [action]
 
-    def action_failed(self, reply: Any, now: float) -> None:
-        if self.state in ("created", "originating"):
-            self._finish("rejected", "rejected", now, reply=str(reply.get("Message", ""))[:200])
+    REJECTABLE = ("created", "originating")
 
     def feed(self, event: Event, now: float) -> list[Action]:
         if self.done:
@@ -92,9 +90,7 @@ class ForceHangup(Operation):
         self._go("requested", now)
         return [action]
 
-    def action_failed(self, reply: Any, now: float) -> None:
-        if not self.done:
-            self._finish("rejected", "rejected", now, reply=str(reply.get("Message", ""))[:200])
+    REJECTABLE = None  # a refused Hangup changes nothing, whatever the state
 
     def feed(self, event: Event, now: float) -> list[Action]:
         if not self.done and event_name(event) == "Hangup" and is_leg(
