@@ -237,10 +237,15 @@ async def test_warm_transfer_cancel_returns_the_caller_to_the_agent(lab: Lab, ho
     assert peer is not None and peer.role == "caller", view
     assert op["outcome"] == "cancelled"
     # An abort is not a swap. Asterisk 22 returns the agent (BridgeEnter) a few ms before
-    # the target's Hangup; without DTMF events the op first reads it as a swap, then
-    # re-labels it (see docs/control.md).
-    assert op["swaps"] == 0 and op["steps"][-1]["detail"]["by"] == "phone" if how == "key" \
-        else op["steps"][-1]["state"] == "cancelled", op["steps"]
+    # the target's Hangup; the agent's DTMFEnd events (AMI read class `dtmf`) tell #1
+    # from #4, so the op never reads the abort as a swap (see docs/control.md).
+    states = [step["state"] for step in op["steps"]]
+    assert op["swaps"] == 0 and "swapped" not in states, op["steps"]
+    if how == "key":
+        last = op["steps"][-1]["detail"]
+        assert last["by"] == "phone" and "seen_as_swap" not in last, op["steps"]
+    else:
+        assert op["steps"][-1]["state"] == "cancelled", op["steps"]
     assert "transfer.completed" not in steps, steps
     assert "op.warm_transfer.cancelled" in steps, steps
 
