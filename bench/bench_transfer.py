@@ -7,9 +7,11 @@ call interleaved (a, b, a, b, ...) so machine noise hits both alike:
 
   (a) service: HTTP key press POST /api/v1/keys/xfer110?agent=... to the running
       12345 service (`hotline serve --platform 12345 --lab`, a child process),
-      which sends Setvar + BlindTransfer once its tracker knows the call;
-  (b) raw floor: this script's own AmiSession sends the same Setvar +
-      BlindTransfer for the agent's channel, no service logic in between.
+      which sends Setvar + BlindTransfer (pipelined: one round trip) once its
+      tracker knows the call;
+  (b) raw floor: a bare panoramisk Manager in this script sends BlindTransfer
+      for the agent's channel directly, as the issue names the floor: no
+      service logic, no ticket bookkeeping.
 
 Measured: press -> bridged, where "press" is just before the HTTP request (a)
 or the first AMI action (b) leaves this process, and "bridged" is the arrival
@@ -42,12 +44,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+import panoramisk
 import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stats import compare, meets_target
-from telephony.ami import AmiError, AmiSession
+from telephony.ami import AmiSession
 from telephony.lab.agents import logged_in_agent
 from telephony.lab.lab import Lab
 from telephony.lab.sipp import citizen_call
@@ -59,6 +62,7 @@ DIAL = "9999"  # any unknown number on node12345 goes straight to the queue (no 
 HOLD_MS = 300  # agent and caller talk this long before the key press
 TARGET_HANGUP_MS = 400  # the 110 agent ends each call this long after answering
 BRIDGE_TIMEOUT_S = 10.0  # press -> bridged longer than this counts as a lost call
+RAW_TIMEOUT_S = 5.0  # the raw floor wraps panoramisk (no action timeout of its own)
 MAX_OVERHEAD_MS, MAX_RATIO = 5.0, 1.3
 # The default run (`make bench`): 1/s and the rates tried for the lab's limit; 8/s is
 # past what 4+4 agents can serve, kept to show where the lab stops holding. ~4 minutes.
@@ -159,7 +163,8 @@ class Observer:
 class Presser:
     """The two ways to press the key: (a) the service's HTTP action URL, (b) raw AMI."""
 
-    def __init__(self, lab: Lab, raw_ami: AmiSession, http: aiohttp.ClientSession) -> None:
+    def __init__(self, lab: Lab, raw_ami: panoramisk.Manager,
+                 http: aiohttp.ClientSession) -> None:
         self.lab, self.raw_ami, self.http = lab, raw_ami, http
         self.url = f"http://{HOST}:{NODES['12345'].http_port}/api/v1/keys/xfer110"
 
@@ -174,18 +179,32 @@ class Presser:
             call.error = f"http {resp.status}: {body}"
 
     async def raw(self, call: Call) -> None:
-        # The same two actions the service's BlindTransfer operation sends, in order.
+        # The floor: one BlindTransfer straight from panoramisk, nothing else.
         call.pressed_at = time.perf_counter()
         try:
-            await self.raw_ami.send_action({
-                "Action": "Setvar", "Channel": call.caller_channel,
-                "Variable": "HOTLINE_RETURN_AGENT", "Value": call.agent_endpoint})
-            await self.raw_ami.send_action({
+            reply = await asyncio.wait_for(self.raw_ami.send_action({
                 "Action": "BlindTransfer", "Channel": call.agent_channel,
-                "Context": "hotline-xfer", "Exten": "110"})
-        except AmiError as exc:
-            call.error = f"ami: {exc}"
+                "Context": "hotline-xfer", "Exten": "110"}), RAW_TIMEOUT_S)
+            if str(reply.get("Response", "")).lower() != "success":
+                call.error = f"ami: {reply.get('Message', reply)}"
+        except TimeoutError:
+            call.error = "ami: no reply"
         call.acked_at = time.perf_counter()
+
+
+async def raw_manager(info: Any) -> panoramisk.Manager:
+    """A plain panoramisk Manager (no events), logged in: the raw floor's client."""
+    manager = panoramisk.Manager(host=info.ami_host, port=info.ami_port,
+                                 username=info.ami_user, secret=info.ami_secret,
+                                 events="off", ping_delay=3600)
+    manager.connect()
+    for _ in range(200):  # panoramisk sets `authenticated` from its login callback
+        if manager.authenticated:
+            break
+        await asyncio.sleep(0.05)
+    if not manager.authenticated:
+        raise RuntimeError("raw panoramisk manager could not log in")
+    return manager
 
 
 @dataclass
@@ -377,16 +396,15 @@ async def bench(rates: list[float], calls: list[int], agents: int) -> list[RateR
     info = lab.node_info("12345")
     watch = AmiSession("node12345", info.ami_host, info.ami_port, info.ami_user, info.ami_secret,
                        events=OBSERVED, on_event=observer.on_event, queue_size=100_000)
-    raw = AmiSession("node12345-raw", info.ami_host, info.ami_port, info.ami_user,
-                     info.ami_secret, events=("FullyBooted",), login_events="off")
     redis = aioredis.from_url(lab.redis_url)
     results = []
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(service_processes(log_dir))
-        for session in (watch, raw):
-            await session.start()
-            stack.push_async_callback(session.close)
-            await session.wait_ready(10)
+        await watch.start()
+        stack.push_async_callback(watch.close)
+        await watch.wait_ready(10)
+        raw = await raw_manager(info)
+        stack.callback(raw.close)
         for platform, behaviour in (("12345", {}), ("110", {"hangup_after_ms": TARGET_HANGUP_MS})):
             for index in range(agents):
                 await stack.enter_async_context(logged_in_agent(lab, platform, index,

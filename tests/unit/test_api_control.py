@@ -296,4 +296,5 @@ async def test_interrupted_action_reported_not_resent(world: World) -> None:
     again = await world.client.post("/api/v1/transfers", headers=H_AGENT,
                                     json={"call_id": CALLER_UID, "target": "110"})
     assert (await again.json())["op_id"] == body["op_id"]
-    assert len(world.sender.sent) == 1
+    # The first press tried its pipelined Setvar and the transfer; the retry sent nothing.
+    assert world.sender.names() == ["Setvar", "BlindTransfer"]

@@ -201,17 +201,19 @@ async def test_disconnect_mid_action_is_never_resent(world: dict[str, Any]) -> N
     world["sender"].fail_with = ConnectionError("AMI lost")
     op = await c.blind_transfer(AGENT_P, CALLER_UID, "110")
     assert op.interrupted and op.state == "requested"
-    assert world["sender"].names() == ["Setvar"]  # the rest of the plan is not sent either
+    # The Setvar is pipelined with the transfer, so both had left when the link went.
+    assert world["sender"].names() == ["Setvar", "BlindTransfer"]
     world["sender"].fail_with = None
     # A retried press while unresolved is the same operation; nothing is re-sent.
     world["clock"].now += 60
     assert await c.blind_transfer(AGENT_P, CALLER_UID, "110") is op
-    assert len(world["sender"].sent) == 1
+    assert len(world["sender"].sent) == 2
     # After the reconnect the live state shows the agent still bridged: it never ran.
     await c.reconcile()
     assert op.outcome == "not_executed"
     retry = await c.blind_transfer(AGENT_P, CALLER_UID, "110")
-    assert retry is not op and world["sender"].names() == ["Setvar", "Setvar", "BlindTransfer"]
+    assert retry is not op
+    assert world["sender"].names() == ["Setvar", "BlindTransfer", "Setvar", "BlindTransfer"]
 
 
 async def test_disconnect_then_events_resolve_it(world: dict[str, Any]) -> None:
@@ -368,3 +370,49 @@ async def test_refused_originate_marks_party_failed(world: dict[str, Any]) -> No
     [party] = op.to_dict()["participants"]
     assert (party["state"], party["reason"]) == ("failed", "Originate failed")
     assert op.state == "active"  # caller and agent keep talking
+
+
+class WireSender(FakeSender):
+    """Writes synchronously like the AMI link, then waits for replies released by the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: list[asyncio.Future[Any]] = []
+
+    async def send(self, action: Any) -> Any:
+        self.sent.append(dict(action))  # on the wire now, before any reply
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.append(reply)
+        return await reply
+
+
+async def test_setvar_is_pipelined_with_the_transfer(world: dict[str, Any]) -> None:
+    sender = WireSender()
+    world["c"].sender = sender
+    press = asyncio.ensure_future(world["c"].blind_transfer(AGENT_P, CALLER_UID, "110"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # Both actions are on the wire, in order, before Asterisk has answered either.
+    assert sender.names() == ["Setvar", "BlindTransfer"]
+    for reply in sender.waiting:
+        reply.set_result({"Response": "Success"})
+    op = await press
+    assert op.state == "requested" and not op.interrupted
+
+
+async def test_refused_setvar_is_noted_and_the_transfer_still_decides(
+        world: dict[str, Any]) -> None:
+    world["sender"].replies["Setvar"] = {"Response": "Error", "Message": "No such channel"}
+    op = await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
+    assert op.state == "requested"
+    assert any(s.detail.get("setvar_refused") == "HOTLINE_RETURN_AGENT" for s in op.steps)
+    for event in blind_success_events():
+        world["c"].on_event(event)
+    assert op.outcome == "completed"
+
+
+async def test_refused_action_after_setvar_stops_the_plan(world: dict[str, Any]) -> None:
+    world["sender"].replies["BlindTransfer"] = {"Response": "Error", "Message": "nope"}
+    with pytest.raises(WrongState):
+        await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
+    assert world["sender"].names() == ["Setvar", "BlindTransfer"]
