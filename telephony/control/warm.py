@@ -13,8 +13,8 @@ Atxfer puts the caller on hold and dials target@hotline-out from the agent
   another bridge from there is `consult_answered` again. The agent in the caller's bridge
   with the consult leg gone (either order) is `cancelled`. On Asterisk 22 an abort (#1)
   returns the agent before the target's Hangup, so the agent's last received digits
-  (DTMFEnd, needs the AMI `dtmf` read class) tell an abort from a swap; without them a
-  Hangup within ABORT_WINDOW_S of the swap re-labels it: cancelled by phone, swaps - 1.
+  (DTMFEnd, from the AMI `dtmf` read class) tell an abort from a swap; if they are missed,
+  a Hangup within ABORT_WINDOW_S of the swap re-labels it: cancelled by phone, swaps - 1.
 """
 
 from __future__ import annotations
