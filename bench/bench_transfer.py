@@ -433,8 +433,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, action="append",
                         help="calls at each --rate, in the same order, or one for all "
                              f"(default {' '.join(map(str, DEFAULT_CALLS))})")
-    parser.add_argument("--agents", type=int, default=4, choices=range(1, 5),
-                        help="agents per platform (lab has 4)")
+    parser.add_argument("--agents", type=int, default=4,
+                        choices=range(1, len(NODES["12345"].agents) + 1),
+                        help="agents per platform (the lab has 8)")
     args = parser.parse_args(argv)
     if args.rate is None:
         args.rate, args.calls = list(DEFAULT_RATES), args.calls or list(DEFAULT_CALLS)

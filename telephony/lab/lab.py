@@ -92,20 +92,25 @@ class Lab:
         )
 
     def api_tokens(self) -> dict:
-        """HTTP API tokens for the lab (generated once): admin, a supervisor per
-        platform, and one per agent phone. Same shape as a deployment's tokens file."""
-        def make() -> dict:
-            entries = [{"token": secrets.token_urlsafe(24), "role": "admin", "subject": "admin",
-                        "platform": "12345"}]
+        """HTTP API tokens for the lab: admin, a supervisor per platform, and one per
+        agent phone. Same shape as a deployment's tokens file. A subject keeps its
+        token across runs; subjects follow the topology (more agents, new tokens)."""
+        def wanted() -> list[dict]:
+            entries = [{"role": "admin", "subject": "admin", "platform": "12345"}]
             for platform, node in NODES.items():
-                entries.append({"token": secrets.token_urlsafe(24), "role": "supervisor",
-                                "subject": f"supervisor{platform}", "platform": platform,
-                                "endpoint": node.agents[-1].endpoint})
-                entries += [{"token": secrets.token_urlsafe(24), "role": "agent",
-                             "subject": a.endpoint, "platform": platform} for a in node.agents]
-            return {"tokens": entries}
+                entries.append({"role": "supervisor", "subject": f"supervisor{platform}",
+                                "platform": platform, "endpoint": node.agents[-1].endpoint})
+                entries += [{"role": "agent", "subject": a.endpoint, "platform": platform}
+                            for a in node.agents]
+            return entries
 
-        return cast(dict, self.state.fact_default("api_tokens", make))
+        def update(old: object) -> dict:
+            known = {t["subject"]: t["token"]
+                     for t in (old or {}).get("tokens", [])}  # type: ignore[attr-defined]
+            return {"tokens": [{"token": known.get(e["subject"]) or secrets.token_urlsafe(24),
+                                **e} for e in wanted()]}
+
+        return cast(dict, self.state.fact_update("api_tokens", update))
 
     def token_for(self, subject: str) -> str:
         return next(t["token"] for t in self.api_tokens()["tokens"] if t["subject"] == subject)

@@ -137,7 +137,10 @@ class StateFile:
 
     def fact_default(self, key: str, make: Callable[[], object]) -> object:
         """The fact's value, created once (atomically across processes) by make()."""
+        return self.fact_update(key, lambda old: make() if old is None else old)
+
+    def fact_update(self, key: str, update: Callable[[object | None], object]) -> object:
+        """Replace the fact by update(old value or None), atomically across processes."""
         with self._locked() as data:
-            if key not in data["facts"]:
-                data["facts"][key] = make()
+            data["facts"][key] = update(data["facts"].get(key))
             return data["facts"][key]

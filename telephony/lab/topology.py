@@ -46,7 +46,7 @@ class Node:
         return f"node{self.platform}"
 
 
-def _agents(platform: str, base_port: int, count: int = 4) -> tuple[Agent, ...]:
+def _agents(platform: str, base_port: int, count: int = 8) -> tuple[Agent, ...]:
     return tuple(Agent(f"agent{platform}-{i}", base_port + i) for i in range(1, count + 1))
 
 
