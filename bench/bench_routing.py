@@ -70,9 +70,11 @@ def main() -> int:
     texts = [i.text for i in items]
     data = load_catalogue()
     classifier = Classifier(data)
+    rules_only = Classifier(data, learned=False)  # shows what the n-gram model costs
     baseline = naive_baseline(data)
 
     ours_acc = evaluate(classifier.classify, items).accuracy
+    rules_acc = evaluate(rules_only.classify, items).accuracy
     base_acc = sum(baseline(i.text) in i.allowed for i in items) / len(items)
     print(f"{len(texts)} utterances x {args.rounds} rounds = {len(texts) * args.rounds} "
           f"decisions each; catalogue: {len(data.entries)} entries, "
@@ -80,9 +82,11 @@ def main() -> int:
     # Wall time includes preemption on a busy host; thread CPU time is the decision's own cost.
     for label, clock in (("wall", time.perf_counter_ns), ("thread-cpu", time.thread_time_ns)):
         ours = latencies_us(classifier.classify, texts, args.rounds, clock)
+        rules = latencies_us(rules_only.classify, texts, args.rounds, clock)
         base = latencies_us(baseline, texts, args.rounds, clock)
         print(f"\n[{label}]{'':14}{'p50 us':>10}{'p99 us':>10}{'max us':>10}{'accuracy':>10}")
         for name, s, acc in (("routing.Classifier", ours, ours_acc),
+                             ("  rules only", rules, rules_acc),
                              ("naive-substring", base, base_acc)):
             print(f"{name:22}{pct(s, 50):10.1f}{pct(s, 99):10.1f}{max(s):10.1f}{acc:10.1%}")
         print(f"ratio classifier/baseline: p50 {pct(ours, 50) / pct(base, 50):.2f}x, "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from routing.catalogue import EMERGENCY_PLATFORMS, Catalogue, CatalogueData, Entry
 from routing.decision import Decision
+from routing.ngram_model import NgramModel, Opinion
 from routing.segmenter import Segmenter
 from routing.signals import (
     CUE_WORDS,
@@ -36,6 +37,14 @@ DEFAULT_PLATFORM = "12345"  # primary when nothing matched (three-party decides)
 # (血, 火, 刀...) appears: police desk leads
 # the three-party call, so an unknown emergency never waits in a 12345 queue.
 URGENT_UNKNOWN_PLATFORM = "110"
+# The n-gram model's thresholds on P(emergency desk). Escalating is cheap (110 joins a
+# three-party call); missing an emergency is not, so the bar to escalate is low and the
+# bar to hand a soft 110 lead back to 12345 is very low.
+ESCALATE = 0.4  # a rule matched an ordinary matter
+ESCALATE_UNMATCHED = 0.3  # no rule matched at all
+DESK_SWITCH = 0.4  # a soft 110 lead goes to the model's desk (120, 119) above this
+FRAMED_ESCALATE = 0.6  # a consultation or a question with no danger rule hit needs more
+DEESCALATE = 0.05
 
 
 def keyword_weight(keyword: str) -> float:
@@ -69,8 +78,14 @@ class Scan:
 class Classifier:
     """Built from one catalogue snapshot; `from_catalogue` follows reloads."""
 
-    def __init__(self, data: CatalogueData) -> None:
+    def __init__(self, data: CatalogueData, model: NgramModel | None = None, *,
+                 learned: bool = True) -> None:
+        """`model` defaults to one trained on the shipped sets; learned=False: rules only."""
         self.data = data
+        if learned and model is None:
+            from routing.training import default_model  # reads the TSV sets once
+            model = default_model(data)
+        self.model = model if learned else None
         index: dict[str, list[tuple[Entry, float]]] = defaultdict(list)
         for entry in data.entries:
             words = [(kw, keyword_weight(kw)) for kw in entry.keywords]
@@ -161,6 +176,10 @@ class Classifier:
         cues: dict[str, list[str]] = defaultdict(list)
         ignored: list[str] = []
         caution: list[str] = []  # danger cues set aside by a frame: keep 110 in the call
+        # A danger cue the rules read and set aside (negated, past, habit, framed): the
+        # rules have positive evidence that the danger is not happening now, so the
+        # model may not escalate on the same words.
+        set_aside = False
         by_code = self.data.by_code
         # Hints only support an entry that a real keyword or pattern already matched.
         anchored = {h.entry.code for h in hits if not h.hint and not h.negated}
@@ -168,6 +187,11 @@ class Classifier:
             entry = hit.entry
             if hit.hint and entry.code not in anchored:
                 continue
+            # A consultation is the exception: "请问我爸突然晕倒了怎么办" asks about a danger
+            # that is happening, so the model may still weigh it (at FRAMED_ESCALATE).
+            if entry.emergency and (hit.negated or hit.frame or hit.tense is Tense.PAST
+                                    or hypothetical or scan.frame == "story"):
+                set_aside = True
             if hit.negated or hit.frame == "prevention":
                 ignored.append(f"{hit.cue}({'negated' if hit.negated else 'prevention'})")
                 continue
@@ -196,9 +220,20 @@ class Classifier:
         if danger:
             return self._emergency(danger, scores, cues, note)
         decision = self._ordinary(scores, cues, note, scan.urgent)
+        # 110 leads only because of wording (a harm cue, or urgency with no rule): a
+        # soft lead the model may hand back to 12345 when it is sure the matter is ordinary.
+        soft = bool(scan.harm_cue and decision.primary == DEFAULT_PLATFORM) or (
+            decision.category is None and decision.primary == URGENT_UNKNOWN_PLATFORM)
         if scan.harm_cue and decision.primary == DEFAULT_PLATFORM:
-            return _police_leads(decision, scan.harm_cue)
-        return _with_caution(decision, caution)
+            decision = _police_leads(decision, scan.harm_cue)
+        else:
+            decision = _with_caution(decision, caution)
+        if self.model is None:
+            return decision
+        if set_aside:
+            return decision
+        talk = scan.frame is not None or scan.hypothetical  # story, question, consultation
+        return _second_opinion(decision, self.model.predict(text), talk, soft)
 
     def _emergency(self, danger, scores, cues, note) -> Decision:
         by_code = self.data.by_code
@@ -273,6 +308,43 @@ class Classifier:
             confidence=round(confidence, 2), reason=f"{prefix}: {rules}{note}",
             category=lead, linkage=entry.linkage,
         )
+
+
+def _second_opinion(decision: Decision, opinion: Opinion, talk: bool,
+                    soft: bool) -> Decision:
+    """The n-gram model's say when no danger rule fired.
+
+    Recall first: a 12345 (or utility) decision that the model reads as an emergency
+    goes to the model's emergency desk, which leads a three-party call with 12345. A
+    *soft* 110 lead (wording alone, no rule) goes to the model's desk when it names
+    another emergency desk clearly (嘴唇发紫 -> 120), and back to 12345 only when the
+    model is nearly sure the matter is ordinary.
+    """
+    p = opinion.p_emergency
+    if decision.primary not in EMERGENCY_PLATFORMS:
+        bar = ESCALATE_UNMATCHED if decision.category is None else ESCALATE
+        if p < (FRAMED_ESCALATE if talk else bar):
+            return decision
+        return _model_leads(decision, opinion, opinion.top_emergency)
+    if not soft or talk:
+        return decision
+    if p < DEESCALATE:
+        also = ("110", *(x for x in decision.also if x not in {"110", DEFAULT_PLATFORM}))
+        return replace(decision, primary=DEFAULT_PLATFORM, also=also, three_party=True,
+                       reason=f"{decision.reason}; {opinion.describe()}: ordinary "
+                              f"matter, 12345 leads with 110 in the call")
+    desk = opinion.top_emergency
+    if desk != decision.primary and opinion.probs[desk] >= DESK_SWITCH:
+        return _model_leads(decision, opinion, desk)
+    return decision
+
+
+def _model_leads(decision: Decision, opinion: Opinion, desk: str) -> Decision:
+    also = ("12345", *(x for x in (decision.primary, *decision.also)
+                       if x not in {"12345", desk}))
+    return replace(decision, primary=desk, also=tuple(dict.fromkeys(also)), three_party=True,
+                   caution=True, reason=f"{decision.reason}; {opinion.describe()}: {desk} "
+                                        f"leads a three-party call")
 
 
 def _frame(clause: str, start: int, worry: bool) -> str | None:

@@ -21,24 +21,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     classify.add_argument("--catalogue", type=Path, default=DEFAULT_PATH)
     classify.add_argument("--receiving", choices=["12345", "110"],
                           help="also print the policy action for this receiving platform")
+    classify.add_argument("--rules-only", action="store_true",
+                          help="catalogue rules without the n-gram model")
     classify.set_defaults(func=run_classify)
 
     ev = sub.add_parser("eval", help="score a labelled TSV (text<TAB>allowed|platforms)")
     ev.add_argument("file", type=Path)
     ev.add_argument("--catalogue", type=Path, default=DEFAULT_PATH)
+    ev.add_argument("--rules-only", action="store_true",
+                    help="catalogue rules without the n-gram model")
     ev.set_defaults(func=run_eval)
 
 
-def _classifier(path: Path) -> Classifier | None:
+def _classifier(path: Path, rules_only: bool = False) -> Classifier | None:
     try:
-        return Classifier(load_catalogue(path))
+        return Classifier(load_catalogue(path), learned=not rules_only)
     except CatalogueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    classifier = _classifier(args.catalogue)
+    classifier = _classifier(args.catalogue, args.rules_only)
     if classifier is None:
         return 2
     for line in sys.stdin:
@@ -60,7 +64,7 @@ def run_eval(args: argparse.Namespace) -> int:
     except (OSError, LabelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    classifier = _classifier(args.catalogue)
+    classifier = _classifier(args.catalogue, args.rules_only)
     if classifier is None:
         return 2
     report = evaluate(classifier.classify, items)

@@ -30,10 +30,12 @@ PAST_MARKERS = _words("""
     一年前 前几天 之前 以前 当时 那时候 早就 几天前 上次 前段时间 前阵子 年前 过去
     几个月前 半年前 那次 昨晚 前晚 上半年 早些时候 已经灭了 已经扑灭 已经处理 处理完了
     后来 曾经
+    昨日 前日 日前 此前 已就医 已出院 已经出院 已痊愈 事后
 """)
 PRESENT_MARKERS = _words("""
     正在 现在 刚刚 刚才 马上 还在 此刻 眼下 快要 就要 赶紧 快来 救命 目前 这会儿 正
     一直在 又 又在 立刻 快点 快 赶快
+    仍在 仍然 当前 现场
 """)
 # Characters that often signal harm. Used only when no emergency rule fired: then the
 # police desk, not 12345, leads the three-party call (unclear + possibly dangerous).
@@ -86,6 +88,8 @@ HABITUAL_MARKERS = _words("天天 每天 经常 老是 总是 常常 每晚 整�
 STORY_FRAMES = ("电视剧", "电影", "新闻", "小说", "视频里", "游戏里", "演习", "演练", "动画片")
 # A consultation with no present-tense word is a question, not a report.
 CONSULT_CUES = ("想问", "想咨询", "咨询一下", "请问", "想了解", "问一下", "问问")
+# Sudden or worsening: a question with these words reports a danger (see `_acute`).
+ACUTE_CUES = ("突然", "很重", "很浓", "特别浓", "特别重", "越来越")
 # "防溺水", "防小偷": prevention, so the keyword after it is no event.
 PREVENTION_PREFIXES = ("防", "预防", "防止", "防范")
 
@@ -128,9 +132,17 @@ def text_frame(text: str, tokens: list[str]) -> str | None:
         return None  # a cry for help is never framed away
     if any(f in text for f in STORY_FRAMES):
         return "story"
-    if any(c in text for c in CONSULT_CUES) and not any(t in PRESENT_MARKERS for t in tokens):
+    if (any(c in text for c in CONSULT_CUES) and not any(t in PRESENT_MARKERS for t in tokens)
+            and not _acute(text, tokens)):
         return "consultation"
     return None
+
+
+def _acute(text: str, tokens: list[str]) -> bool:
+    """"请问我爸突然晕倒了怎么办": a sudden or worsening state, with nothing marking it
+    past, is a report phrased as a question, not a consultation."""
+    return (any(cue in text for cue in ACUTE_CUES)
+            and not any(t in PAST_MARKERS or t in HABITUAL_MARKERS for t in tokens))
 
 
 def after_prevention(text: str, start: int) -> bool:

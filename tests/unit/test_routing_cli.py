@@ -61,15 +61,19 @@ def test_eval_prints_accuracy_and_confusion(monkeypatch, capsys, tmp_path: Path)
 
 
 def test_eval_exits_1_when_an_emergency_goes_to_12345(monkeypatch, capsys, tmp_path) -> None:
-    # The catalogue below knows no danger words, so the fire lands in 12345.
+    # The catalogue below knows no danger words, so with rules only the fire lands in 12345.
     cat = tmp_path / "c.yaml"
     cat.write_text('entries:\n- {code: "600001", name: A, platform: "12345", keywords: [着火]}\n',
                    encoding="utf-8")
     path = write_tsv(tmp_path, "着火了\t119\n")
-    assert run(["route", "eval", str(path), "--catalogue", str(cat)], monkeypatch) == 1
+    args = ["route", "eval", str(path), "--catalogue", str(cat)]
+    assert run([*args, "--rules-only"], monkeypatch) == 1
     out = capsys.readouterr().out
     assert "emergencies sent to a non-emergency platform: 1" in out
     assert "line 1: 着火了 -> 12345" in out
+    # The n-gram model, trained on the shipped sets, reads the fire the catalogue misses.
+    assert run(args, monkeypatch) == 0
+    assert "emergencies sent to a non-emergency platform: 0" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

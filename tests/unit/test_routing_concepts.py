@@ -80,11 +80,18 @@ def test_past_negated_and_everyday_words_do_not_raise_danger(text: str) -> None:
 
 
 def test_live_harm_cue_with_an_ordinary_match_lets_110_lead() -> None:
-    # Only an ordinary 12345 word matched (物业), but a harm word is live now.
-    d = clf().classify("物业的人把我按在地上")
+    # Only ordinary 12345 words matched (物业, 保安), but a harm word is live now.
+    d = clf().classify("物业的保安把我拦住，手上有口子")
     assert not d.emergency and d.primary == "110" and d.three_party and d.caution
     assert "12345" in d.also
-    assert "harm cue 按在(now): 110 leads" in d.reason
+    assert "harm cue 口子(now): 110 leads" in d.reason
+
+
+def test_being_pinned_down_now_is_an_emergency() -> None:
+    # Round 7 widened the violence concept: "把我按在地上" is an assault in progress.
+    d = clf().classify("物业的人把我按在地上")
+    assert d.emergency and d.primary == "110", d
+    assert "490500" in d.reason
 
 
 def test_past_harm_cue_does_not_let_110_lead() -> None:
@@ -98,3 +105,24 @@ def test_every_concept_entry_is_an_emergency_with_an_emergency_desk() -> None:
     for entry in concepts:
         assert entry.emergency and entry.platform in EMERGENCY_PLATFORMS
         assert entry.patterns or entry.keywords
+
+
+@pytest.mark.parametrize(
+    ("text", "desk"),
+    [("请问我爸突然晕倒了怎么办", "120"), ("请问一下家里煤气味很重应该怎么处理", "119")],
+)
+def test_a_sudden_danger_asked_as_a_question_is_a_report(text: str, desk: str) -> None:
+    d = clf().classify(text)
+    assert d.emergency and d.primary == desk, d
+
+
+def test_a_past_sudden_event_in_a_consultation_stays_with_12345() -> None:
+    d = clf().classify("上周我爸突然晕倒，想问医保报销怎么弄")
+    assert not d.emergency and d.primary == "12345", d
+
+
+def test_the_model_may_weigh_a_consultation_that_describes_a_person_now() -> None:
+    # No acute cue, so the consultation frame holds for the rules; the model still reads
+    # 见红 + 疼得厉害 as a medical emergency and lets 120 lead a three-party call.
+    d = clf().classify("想问一下我老婆肚子疼得厉害还见红了该怎么办")
+    assert d.primary == "120" and d.three_party and "12345" in d.also, d

@@ -33,7 +33,8 @@ def test_devset_is_big_and_varied() -> None:
 @pytest.mark.parametrize(
     ("name", "floor"),
     [("devset.tsv", 0.95), ("heldout.tsv", 0.90), ("heldout3.tsv", 0.90), ("heldout4.tsv", 0.90),
-     ("heldout5.tsv", 0.90), ("heldout6.tsv", 0.90)],
+     ("heldout5.tsv", 0.90), ("heldout6.tsv", 0.90), ("heldout2.tsv", 0.90),
+     ("train.tsv", 0.90), ("train2.tsv", 0.90), ("train3.tsv", 0.90), ("train4.tsv", 0.90)],
 )
 def test_accuracy_and_no_emergency_in_12345(name: str, floor: float) -> None:
     r = report(name)
@@ -41,18 +42,10 @@ def test_accuracy_and_no_emergency_in_12345(name: str, floor: float) -> None:
     assert r.emergencies_to_12345 == [], [o.item.text for o in r.emergencies_to_12345]
 
 
-def test_heldout2_floor() -> None:
-    # Its remaining misses are lexicon gaps left visible on purpose (docs/routing.md);
-    # this is a regression floor, not the quality bar.
-    r = report("heldout2.tsv")
-    assert r.total >= 60
-    assert r.accuracy >= 0.85
-
-
 def test_heldout7_floor() -> None:
-    # Written to measure the round-6 rules blind (68.8 %, 10 emergencies to 12345); the
-    # harm-cue default was tuned after that run, so this is a regression floor only.
+    # Written to measure the round-6 rules blind (68.8 %, 10 emergencies to 12345). The
+    # round-7 model trains on it, so this is a regression floor, not a blind score.
     r = report("heldout7.tsv")
     assert r.total >= 45
-    assert r.accuracy >= 0.78
-    assert len(r.emergencies_to_12345) <= 2
+    assert r.accuracy >= 0.85
+    assert r.emergencies_to_12345 == []
