@@ -26,7 +26,7 @@ from typing import cast
 
 from telephony.lab import procs
 from telephony.lab.amiping import ami_ping
-from telephony.lab.render import node_values, render_node
+from telephony.lab.render import LAB_TIMERS, node_values, render_node
 from telephony.lab.root import AsteriskRoot, ensure_root
 from telephony.lab.topology import DESKS, HOST, NODES, REDIS_PORT, Node, other_platform
 
@@ -167,7 +167,7 @@ class Lab:
             (host_dir / sub).mkdir(parents=True, exist_ok=True)
         values = node_values(
             node, node_dir=node_dir, ami_user=AMI_USER, ami_secret=self.ami_secret(),
-            other_sip_port=NODES[other_platform(node.platform)].sip_port,
+            other_sip_port=NODES[other_platform(node.platform)].sip_port, timers=LAB_TIMERS,
         )
         written = render_node(values, host_dir / "etc")
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in written)).hexdigest()[:16]

@@ -43,7 +43,10 @@ DEFAULT_TIMERS = {
     "emergency_ring_timeout": 60,
     "agent_ring_timeout": 15,
     "queue_wait_timeout": 600,
+    "rtp_timeout": 60,  # pjsip: a silent peer's leg is hung up (the lab sets 0: SIPp sends no RTP)
 }
+# The lab's SIPp peers send no RTP, so media timeouts would hang up every call.
+LAB_TIMERS = {"rtp_timeout": 0}
 
 
 class RenderError(ValueError):

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from asterisk.config import Config
 
-from telephony.lab.render import NODE_FILES, RenderError, node_values, render_node, render_text
+from telephony.lab.render import (
+    LAB_TIMERS,
+    NODE_FILES,
+    RenderError,
+    node_values,
+    render_node,
+    render_text,
+)
 from telephony.lab.topology import DESKS, NODES, other_platform
 from telephony.ticket_context import CHANNEL_VARS
 
@@ -141,3 +148,17 @@ def test_render_refuses_missing_values_and_bad_secrets() -> None:
             NODES["12345"], node_dir="/x", ami_user="hotline", ami_secret="short",
             other_sip_port=1,
         )
+
+
+def test_media_timeout_on_in_a_deployment_off_in_the_lab(tmp_path: Path) -> None:
+    # A deployment hangs up a leg whose phone vanished without a BYE; the lab's SIPp
+    # peers send no RTP, so there the timeout must be off or every call would drop.
+    deployed = _categories(_render("12345", tmp_path / "deploy") / "pjsip.conf")
+    assert ("rtp_timeout", "60") in deployed["peer-defaults"]
+    node = NODES["12345"]
+    lab_values = node_values(
+        node, node_dir="/srv/lab", ami_user="hotline", ami_secret=SECRET,
+        other_sip_port=NODES["110"].sip_port, timers=LAB_TIMERS,
+    )
+    lab = _categories(render_node(lab_values, tmp_path / "lab")[0].parent / "pjsip.conf")
+    assert ("rtp_timeout", "0") in lab["peer-defaults"]
