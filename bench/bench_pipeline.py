@@ -10,14 +10,23 @@ in one run:
   1. baseline: the same path with persistence off (the store never flushes);
   2. burst: every event as fast as the process can, persistence on;
   3. paced: events offered at each --rates value for --seconds; reported are the
-     rate achieved, the writes dropped by the bounded buffer, and the
-     event -> Redis lag (enqueue to written) at p50/p99.
+     rate achieved, the writes dropped by the bounded buffer, the
+     event -> Redis lag (enqueue to written) at p50/p99, the CPU time per event
+     of this process (producer + flusher) and of redis-server, and the load
+     average when the run ended (the machine is shared: read rates next to it).
+
+The pre-built stream is moved out of the garbage collector's view (gc.freeze):
+a service never holds its whole input, and a full collection walking 600k
+event dicts would be charged to the path being measured (--no-gc-freeze to
+see it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import os
 import statistics
 import sys
 import time
@@ -30,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_store import redis_server  # noqa: E402
 from bench_tracker import build_stream  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
 
 from telephony.service import AmiTarget, PlatformService, ServiceConfig  # noqa: E402
 
@@ -82,11 +92,21 @@ async def burst(url: str, stream: list[Event]) -> tuple[float, float, int]:
     return len(stream) / fed, len(stream) / total, dropped
 
 
+async def redis_cpu_seconds(url: str) -> float:
+    client = Redis.from_url(url)
+    info = await client.info("cpu")
+    await client.aclose()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 async def paced(url: str, stream: list[Event], rate: int, seconds: float,
-                tick: float = 0.005) -> tuple[float, int, list[float]]:
+                tick: float = 0.005) -> tuple[float, int, list[float], float, float]:
+    """(achieved/s, dropped, lags, CPU µs/event here, CPU µs/event in redis-server)."""
     lags: list[float] = []
     service = make_service(url, lags)
     service.store.start()
+    redis_cpu = await redis_cpu_seconds(url)
+    cpu = time.process_time()
     started = time.perf_counter()
     fed = 0
     while (now := time.perf_counter()) - started < seconds and fed < len(stream):
@@ -97,14 +117,19 @@ async def paced(url: str, stream: list[Event], rate: int, seconds: float,
         await asyncio.sleep(tick)
     elapsed = time.perf_counter() - started
     await service.store.flush()
+    cpu = time.process_time() - cpu
+    redis_cpu = await redis_cpu_seconds(url) - redis_cpu
     dropped = service.store.dropped
     await service.store.close()
-    return fed / elapsed, dropped, lags
+    return fed / elapsed, dropped, lags, cpu / fed * 1e6, redis_cpu / fed * 1e6
 
 
 async def run(args: argparse.Namespace) -> None:
     stream = build_stream("lab_*", args.events)
     print(f"stream: {len(stream)} AMI events from the lab recordings")
+    if not args.no_gc_freeze:
+        gc.collect()
+        gc.freeze()
     with redis_server() as url:
         base = await baseline(url, stream)
         fed_rate, end_rate, dropped = await burst(url, stream)
@@ -115,12 +140,15 @@ async def run(args: argparse.Namespace) -> None:
               f"| {dropped} |")
         print(f"| persistence on, burst (until all in Redis) | {end_rate:,.0f} | "
               f"{end_rate / base:.2f}x | {dropped} |")
-        print("\n| offered events/s | achieved | dropped writes | lag p50 ms | lag p99 ms |")
-        print("|---|---|---|---|---|")
+        print("\n| offered events/s | achieved | dropped writes | lag p50 ms | lag p99 ms "
+              "| CPU µs/event (service) | CPU µs/event (redis) | load avg 1 min |")
+        print("|---|---|---|---|---|---|---|---|")
         for rate in args.rates:
-            achieved, dropped, lags = await paced(url, stream, rate, args.seconds)
+            achieved, dropped, lags, cpu, redis_cpu = await paced(url, stream, rate,
+                                                                  args.seconds)
             print(f"| {rate:,} | {achieved:,.0f} | {dropped} | "
-                  f"{percentile(lags, 50) * 1000:.1f} | {percentile(lags, 99) * 1000:.1f} |")
+                  f"{percentile(lags, 50) * 1000:.1f} | {percentile(lags, 99) * 1000:.1f} | "
+                  f"{cpu:.1f} | {redis_cpu:.1f} | {os.getloadavg()[0]:.2f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rates", type=int, nargs="+", default=[10_000, 25_000, 50_000])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="leave the pre-built stream to the garbage collector")
     args = parser.parse_args(argv)
     import logging
 

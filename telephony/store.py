@@ -5,9 +5,14 @@ lists/dicts), so the store does not depend on the tracker's classes.
 
 Writes from the event path (`put_*`, `end_call`, `append_timeline`,
 `update_op`) are synchronous, never await, and go into a bounded write-behind
-buffer. A background task drains it in batches, one EVAL each. A slow or stopped Redis
-therefore never stalls AMI reading. When the buffer is full the OLDEST write is
-dropped (logged, counted in `hotline_store_buffer_dropped_total`), because:
+buffer. A background task drains it in batches, one EVAL each, with up to
+`pipeline_depth` batches in flight on its own connection (Redis applies one
+while the next is encoded; one connection keeps them in order). A slow or
+stopped Redis therefore never stalls AMI reading. A hash written again while
+its previous HSET is still buffered is merged into one HSET (the fields Redis
+would hold after both); timeline steps are never merged. When the buffer is
+full the OLDEST write is dropped (logged, counted in
+`hotline_store_buffer_dropped_total`), because:
 
 - callers write whole records (HSET of every known field), so a newer write
   of the same key supersedes the dropped older one;
@@ -35,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -44,14 +48,16 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from telephony import metrics
 from telephony.logging import get_logger
 
 Record = Mapping[str, Any]
-# One buffered write: (enqueued at, command name, args...).
-_Write = tuple[Any, ...]
+# One buffered write as _APPLY_BATCH reads it: [command, key, ...] (command None:
+# merged into a later write, skipped). A list so a merge can void it in place.
+_Write = list[Any]
 
 
 @dataclass(frozen=True)
@@ -105,39 +111,74 @@ def encode_record(record: Record) -> dict[str, str]:
             fields[key] = value
         elif value is None:
             continue
-        elif kind is bool:
-            fields[key] = "1" if value else "0"
-        elif isinstance(value, int | float | str):
-            fields[key] = str(value)
         else:
-            fields[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            fields[key] = _encode_value(value, kind)
     return fields
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _encode_value(value: Any, kind: type) -> str:
+    if kind is bool:
+        return "1" if value else "0"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return _to_json(value)
+
+
+_STEP_FIELDS = frozenset(("kind", "ts"))
+
+
+def timeline_write(key: str, kind: str, ts: str, record: Record | None) -> list[Any]:
+    """One XADD as the batch script reads it: ["xadd", key, field, value, ...].
+
+    Built flat in one pass (no intermediate dict): this runs for every domain
+    event. The step's own `kind` and `ts` win over same-named record fields.
+    """
+    write: list[Any] = ["xadd", key, "kind", kind, "ts", ts]
+    if record:
+        append = write.append
+        for field, value in record.items():
+            if field in _STEP_FIELDS:
+                continue
+            kind_ = type(value)
+            if kind_ is not str:
+                if value is None:
+                    continue
+                value = _encode_value(value, kind_)
+            append(field)
+            append(value)
+    return write
+
+
 # Applies one flushed batch server-side. ARGV[1]: timeline maxlen; ARGV[2]: the
-# batch as JSON, a list of [command, key, payload], payload a field map or one
-# string. JSON because json.dumps runs in C: packing thousands of redis-py
-# commands costs far more than the writes. Keys travel in ARGV, so this suits
-# a single Redis (the lab, or a primary with replicas), not Redis Cluster.
+# batch as JSON, a list of writes:
+#   ["xadd", key, field, value, ...]    XADD key MAXLEN ~ maxlen * field value ...
+#   ["hset", key, {field: value, ...}]  HSET key field value ...
+#   [command, key, argument]            e.g. SADD, SREM, EXPIRE
+# JSON because json.dumps runs in C: packing thousands of redis-py commands
+# costs far more than the writes, and flat arrays decode and unpack cheaply in
+# Lua. Keys travel in ARGV, so this suits a single Redis (the lab, or a primary
+# with replicas), not Redis Cluster.
 _APPLY_BATCH = """
 local maxlen = ARGV[1]
 local rejected, first_error = 0, ''
 for _, write in ipairs(cjson.decode(ARGV[2])) do
-  local command, key, payload = write[1], write[2], write[3]
-  local args = {}
-  if type(payload) == 'table' then
-    for field, value in pairs(payload) do
+  local command, key = write[1], write[2]
+  local reply
+  if command == 'xadd' then
+    reply = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(write, 3))
+  elseif command == 'hset' then
+    local args = {}
+    for field, value in pairs(write[3]) do
       args[#args + 1] = field
       args[#args + 1] = value
     end
+    reply = redis.pcall('HSET', key, unpack(args))
   else
-    args[1] = payload
-  end
-  local reply
-  if command == 'xadd' then
-    reply = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(args))
-  else
-    reply = redis.pcall(command, key, unpack(args))
+    reply = redis.pcall(command, key, write[3])
   end
   if type(reply) == 'table' and reply.err then
     rejected = rejected + 1
@@ -149,9 +190,8 @@ return {rejected, first_error}
 
 
 def batch_json(batch: Iterable[_Write]) -> str:
-    """The batch as the JSON _APPLY_BATCH reads: [[command, key, payload], ...]."""
-    return json.dumps([write[1:] for write in batch], ensure_ascii=False,
-                      separators=(",", ":"))
+    """The batch as the JSON _APPLY_BATCH reads."""
+    return _to_json(batch if isinstance(batch, list) else list(batch))
 
 
 class RedisStore:
@@ -164,6 +204,7 @@ class RedisStore:
         *,
         max_buffer: int = 100_000,
         batch_size: int = 1_000,
+        pipeline_depth: int = 2,
         retry_delay: float = 0.5,
         timeline_maxlen: int = 10_000,
         ended_ttl: int = 7 * 24 * 3600,
@@ -174,15 +215,24 @@ class RedisStore:
         self.keys = Keys(platform)
         self.max_buffer = max_buffer
         self.batch_size = batch_size
+        self.pipeline_depth = pipeline_depth  # batches sent and not yet answered, at most
         self.retry_delay = retry_delay
         self.timeline_maxlen = timeline_maxlen
         self.ended_ttl = ended_ttl
         self.dropped = 0
         self.written = 0
+        self.coalesced = 0  # hash writes merged into a later write of the same key
         self.rejected = 0  # writes Redis refused (bad type...), logged and skipped
         self._lag_sink = lag_sink  # gets every write's lag; for benchmarks
+        # Writes waiting to be sent, oldest first, and when each was enqueued
+        # (two deques in step: the stamp never has to be cut out of the payload).
         self._buffer: deque[_Write] = deque()
+        self._stamps: deque[float] = deque()
+        # The buffered HSET of each hash key that a newer HSET may still merge into.
+        self._open_hashes: dict[str, _Write] = {}
+        self._timeline_prefix = f"{self.keys.ns}:timeline:"
         self._inflight = 0
+        self._conn: Any = None  # the flusher's own connection (ordered pipelining)
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task | None = None
         self.log = get_logger("telephony.store", platform=platform)
@@ -216,11 +266,15 @@ class RedisStore:
     async def close(self, within: float = 5.0) -> None:
         """Flush what we can (bounded by `within`), stop the flusher, close the client."""
         if not await self.flush(within):
-            self.log.error("store_close_unflushed", pending=len(self._buffer))
+            self.log.error("store_close_unflushed", pending=self.pending)
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
             self._flusher = None
+        if self._conn is not None:
+            await self._conn.disconnect()
+            await self.redis.connection_pool.release(self._conn)
+            self._conn = None
         await self.redis.aclose()
 
     @property
@@ -229,24 +283,28 @@ class RedisStore:
 
     # --- buffered writes (never await) -----------------------------------------
     def put_ticket(self, ticket_id: str, record: Record) -> None:
-        self._enqueue("hset", self.keys.ticket(ticket_id), encode_record(record))
+        self._put_hash(self.keys.ticket(ticket_id), encode_record(record))
 
     def put_call(self, call_id: str, record: Record) -> None:
         """Upsert a live call and list it among live calls (for restart)."""
-        self._enqueue("hset", self.keys.call(call_id), encode_record(record))
-        self._enqueue("sadd", self.keys.live_calls(), call_id)
+        self._put_hash(self.keys.call(call_id), encode_record(record))
+        self._enqueue(["sadd", self.keys.live_calls(), call_id])
 
     def put_leg(self, call_id: str, leg_id: str, record: Record) -> None:
-        self._enqueue("hset", self.keys.leg(leg_id), encode_record(record))
-        self._enqueue("sadd", self.keys.call_legs(call_id), leg_id)
+        self._put_hash(self.keys.leg(leg_id), encode_record(record))
+        self._enqueue(["sadd", self.keys.call_legs(call_id), leg_id])
 
     def end_call(self, call_id: str, record: Record, leg_ids: Iterable[str] = ()) -> None:
         """Record the call's final state, drop it from live calls, let it expire later."""
-        self._enqueue("hset", self.keys.call(call_id), encode_record(record))
-        self._enqueue("srem", self.keys.live_calls(), call_id)
+        self._put_hash(self.keys.call(call_id), encode_record(record))
+        self._enqueue(["srem", self.keys.live_calls(), call_id])
+        ttl = str(self.ended_ttl)
         for key in (self.keys.call(call_id), self.keys.call_legs(call_id),
                     *(self.keys.leg(leg) for leg in leg_ids)):
-            self._enqueue("expire", key, str(self.ended_ttl))
+            # A later HSET must not merge into one queued before this EXPIRE:
+            # moved behind it, the EXPIRE could find no key yet and do nothing.
+            self._open_hashes.pop(key, None)
+            self._enqueue(["expire", key, ttl])
 
     def append_timeline(
         self, ticket_id: str, kind: str, timestamp: str | float | int, record: Record | None = None
@@ -254,82 +312,182 @@ class RedisStore:
         """Add one step to the ticket's timeline; `timestamp` is Asterisk's µs Timestamp.
 
         Pass the Timestamp header as received (a string such as "1732848000.123456")
-        to keep its microseconds exact.
+        to keep its microseconds exact. Every step is its own stream entry, in
+        the order appended: timeline steps are never coalesced.
         """
-        fields = {"kind": kind, "ts": str(timestamp), **encode_record(record or {})}
-        self._enqueue("xadd", self.keys.timeline(ticket_id), fields)
+        self._enqueue(timeline_write(self._timeline_prefix + ticket_id, kind,
+                                     timestamp if type(timestamp) is str else str(timestamp),
+                                     record))
 
     def update_op(self, op_id: str, record: Record) -> None:
-        self._enqueue("hset", self.keys.op(op_id), encode_record(record))
+        self._put_hash(self.keys.op(op_id), encode_record(record))
 
-    def _enqueue(self, command: str, *args: Any) -> None:
-        if command == "hset" and not args[1]:
+    def _put_hash(self, key: str, fields: dict[str, str]) -> None:
+        """HSET, merged with a still-buffered HSET of the same key if there is one.
+
+        The merged write (older fields updated by the newer ones: what Redis
+        would hold after both) takes the newer write's place at the tail, and
+        the older one becomes a no-op. So a record updated many times per
+        flush costs one write, and dropping the oldest never drops the newest.
+        """
+        if not fields:
             return  # HSET with no fields is a Redis error; nothing to write anyway
-        if len(self._buffer) >= self.max_buffer:
-            self._buffer.popleft()
-            self.dropped += 1
-            self._m_dropped.inc()
-            if self.dropped == 1 or self.dropped % 10_000 == 0:
-                self.log.error("store_buffer_full", dropped=self.dropped, max=self.max_buffer,
-                               policy="drop-oldest")
-        self._buffer.append((perf_counter(), command, *args))
+        older = self._open_hashes.get(key)
+        if older is not None and older[0] == "hset":
+            merged = older[2]
+            merged.update(fields)
+            older[0] = None  # the flusher skips it; it still counts until popped
+            self.coalesced += 1
+            fields = merged
+        write: _Write = ["hset", key, fields]
+        self._open_hashes[key] = write
+        self._enqueue(write)
+
+    def _enqueue(self, write: _Write) -> None:
+        buffer = self._buffer
+        if len(buffer) >= self.max_buffer:
+            self._drop_oldest()
+        buffer.append(write)
+        self._stamps.append(perf_counter())
         if not self._wakeup.is_set():
             self._wakeup.set()
 
-    # --- the flusher ---------------------------------------------------------
-    async def _flush_forever(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._buffer:
-                batch = [self._buffer.popleft()
-                         for _ in range(min(self.batch_size, len(self._buffer)))]
-                self._inflight = len(batch)
-                try:
-                    await self._write(batch)
-                except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError,
-                        OSError) as exc:
-                    self._requeue(batch)
-                    self._m_errors.inc()
-                    self.log.warning("store_flush_failed", error=repr(exc), batch=len(batch),
-                                     pending=len(self._buffer))
-                    await asyncio.sleep(self.retry_delay)
-                except Exception as exc:  # a batch Redis can never take: do not loop on it
-                    self.rejected += len(batch)
-                    self.log.exception("store_batch_rejected", error=repr(exc), batch=len(batch))
-                finally:
-                    self._inflight = 0
-                    self._m_depth.set(len(self._buffer))
+    def _drop_oldest(self) -> None:
+        oldest = self._buffer.popleft()
+        self._stamps.popleft()
+        if oldest[0] is None:
+            return  # a write already merged into a newer one: nothing is lost
+        if oldest[0] == "hset" and self._open_hashes.get(oldest[1]) is oldest:
+            del self._open_hashes[oldest[1]]
+        self.dropped += 1
+        self._m_dropped.inc()
+        if self.dropped == 1 or self.dropped % 10_000 == 0:
+            self.log.error("store_buffer_full", dropped=self.dropped, max=self.max_buffer,
+                           policy="drop-oldest")
 
-    async def _write(self, batch: list[_Write]) -> None:
+    # --- the flusher ---------------------------------------------------------
+    def _take_batch(self) -> tuple[list[float], list[_Write]]:
+        """Up to batch_size writes off the buffer's front, merged-away ones skipped."""
+        buffer, stamps, open_hashes = self._buffer, self._stamps, self._open_hashes
+        taken = min(self.batch_size, len(buffer))
+        writes = [buffer.popleft() for _ in range(taken)]
+        times = [stamps.popleft() for _ in range(taken)]
+        batch, batch_times = [], []
+        for write, stamp in zip(writes, times, strict=True):
+            command = write[0]
+            if command is None:
+                continue
+            if command == "hset" and open_hashes.get(write[1]) is write:
+                del open_hashes[write[1]]  # sent: a newer HSET is a new write
+            batch.append(write)
+            batch_times.append(stamp)
+        return batch_times, batch
+
+    async def _flush_forever(self) -> None:
+        # Up to `pipeline_depth` batches are in flight on one connection: Redis
+        # applies batch N while this process encodes batch N+1, and one
+        # connection keeps them in order (timeline steps, last HSET wins).
+        inflight: deque[tuple[list[float], list[_Write]]] = deque()
+        while True:
+            if not self._buffer and not inflight:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            try:
+                while self._buffer and len(inflight) < self.pipeline_depth:
+                    times, batch = self._take_batch()
+                    payload = self._encode(batch)
+                    if payload is not None:
+                        inflight.append((times, batch))
+                        self._inflight += len(batch)
+                        await self._send(payload)
+                if inflight:
+                    await self._receive(inflight)
+            except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError,
+                    OSError) as exc:
+                retried = sum(len(batch) for _, batch in inflight)
+                while inflight:
+                    self._requeue(*inflight.pop())  # newest first: oldest ends in front
+                self._inflight = 0
+                await self._reset_connection()
+                self._m_errors.inc()
+                self.log.warning("store_flush_failed", error=repr(exc), batch=retried,
+                                 pending=len(self._buffer))
+                await asyncio.sleep(self.retry_delay)
+            except Exception as exc:  # e.g. a reply we cannot read: never stop flushing
+                if inflight:  # the oldest batch's reply is the one that failed; skip it
+                    self.rejected += len(inflight.popleft()[1])
+                while inflight:
+                    self._requeue(*inflight.pop())
+                self._inflight = 0
+                await self._reset_connection()  # the reply stream may be out of step
+                self.log.exception("store_batch_rejected", error=repr(exc))
+            finally:
+                self._m_depth.set(len(self._buffer))
+
+    def _encode(self, batch: list[_Write]) -> str | None:
+        if not batch:
+            return None
+        try:
+            return batch_json(batch)
+        except Exception as exc:  # a value JSON cannot carry: never loop on it
+            self.rejected += len(batch)
+            self.log.exception("store_batch_rejected", error=repr(exc), batch=len(batch))
+            return None
+
+    async def _send(self, payload: str) -> None:
         # One EVAL per batch instead of one redis-py command per write: that is
         # what makes tens of thousands of events/s possible from one process.
         # Not atomic across retries: a batch retried after a connection failure
         # may apply twice (at least once); harmless for hashes and sets, and a
         # timeline reader can drop duplicate entries.
-        rejected, first_error = await self.redis.eval(
-            _APPLY_BATCH, 0, self.timeline_maxlen, batch_json(batch)
-        )
+        if self._conn is None:
+            self._conn = await self.redis.connection_pool.get_connection()
+        conn = self._conn
+        await conn.send_packed_command(
+            conn.pack_command("EVAL", _APPLY_BATCH, 0, self.timeline_maxlen, payload),
+            check_health=False)
+
+    async def _receive(self, inflight: deque[tuple[list[float], list[_Write]]]) -> None:
+        """Read the reply to the oldest batch in flight and account for it."""
+        try:
+            rejected, first_error = await self._conn.read_response()
+        except ResponseError as exc:  # a batch Redis can never take: do not loop on it
+            times, batch = inflight.popleft()
+            self._inflight -= len(batch)
+            self.rejected += len(batch)
+            self.log.error("store_batch_rejected", error=repr(exc), batch=len(batch))
+            return
+        times, batch = inflight.popleft()
+        self._inflight -= len(batch)
         if rejected:
             # A write Redis refuses (e.g. WRONGTYPE) is skipped, not retried:
             # retrying would fail forever and block every later write.
             self.rejected += int(rejected)
             self.log.error("store_write_rejected", count=int(rejected), error=str(first_error))
-        now = time.perf_counter()
+        now = perf_counter()
         self.written += len(batch)
-        self._m_lag.observe(now - batch[0][0])  # the oldest write in the batch
+        self._m_lag.observe(now - times[0])  # the oldest write in the batch
         if self._lag_sink is not None:
-            self._lag_sink([now - write[0] for write in batch])
+            self._lag_sink([now - stamp for stamp in times])
 
-    def _requeue(self, batch: list[_Write]) -> None:
+    async def _reset_connection(self) -> None:
+        # Replies of the failed batches may still arrive: never read them on a
+        # new batch's behalf. The next send reconnects.
+        if self._conn is not None:
+            await self._conn.disconnect(nowait=True)
+
+    def _requeue(self, times: list[float], batch: list[_Write]) -> None:
         # Back to the front, still bounded: the oldest writes go first if full.
         room = self.max_buffer - len(self._buffer)
-        keep = batch[-room:] if room > 0 else []
-        lost = len(batch) - len(keep)
+        keep = max(0, min(room, len(batch)))
+        lost = len(batch) - keep
         if lost:
             self.dropped += lost
             self._m_dropped.inc(lost)
-        self._buffer.extendleft(reversed(keep))
+        if keep:
+            self._buffer.extendleft(reversed(batch[-keep:]))
+            self._stamps.extendleft(reversed(times[-keep:]))
 
     async def _drained(self) -> None:
         # Polling is fine here: flush() is for shutdown and tests, not the event path.
