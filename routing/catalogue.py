@@ -24,7 +24,7 @@ PLATFORMS = EMERGENCY_PLATFORMS | HOTLINE_PLATFORMS | UTILITY_PLATFORMS
 LINKAGE_KINDS = frozenset({"single", "police_first_then_12345", "three_party"})
 _CODE_RE = re.compile(r"^\d{6}$")
 _KNOWN_FIELDS = frozenset(
-    {"code", "name", "platform", "linkage", "emergency", "also", "when_past",
+    {"code", "name", "platform", "linkage", "emergency", "also", "when_past", "leads",
      "keywords", "hints", "patterns", "examples"}
 )
 
@@ -46,6 +46,9 @@ class Entry:
     emergency: bool = False
     also: tuple[str, ...] = ()
     when_past: str | None = None  # entry that takes this matter once it is over
+    # A live hit makes this desk primary even when 110 is also involved: a person not
+    # breathing needs the ambulance first (CPR in progress after a drowning -> 120).
+    leads: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ def _parse_entry(raw: Any, index: int, source: str) -> Entry:
             patterns.append(re.compile(text))
         except re.error as exc:
             raise _fail(source, where, f"bad pattern {text!r}: {exc}") from None
+    leads = raw.get("leads", False)
+    if not isinstance(leads, bool):
+        raise _fail(source, where, "'leads' must be true or false")
     when_past = raw.get("when_past")
     if when_past is not None:
         when_past = str(when_past)
@@ -120,7 +126,7 @@ def _parse_entry(raw: Any, index: int, source: str) -> Entry:
         hints=_str_list(raw.get("hints"), "hints", source, where, required=False),
         patterns=tuple(patterns),
         examples=_str_list(raw.get("examples"), "examples", source, where, required=False),
-        emergency=emergency, also=also, when_past=when_past,
+        emergency=emergency, also=also, when_past=when_past, leads=leads,
     )
 
 

@@ -16,9 +16,11 @@ from routing.decision import Decision
 from routing.ngram_model import NgramModel, Opinion
 from routing.segmenter import Segmenter
 from routing.signals import (
+    CRY_FOR_HELP,
     CUE_WORDS,
     Tense,
     after_prevention,
+    animal_only,
     clause_is_worry,
     clause_tense,
     harm_cue,
@@ -37,6 +39,7 @@ DEFAULT_PLATFORM = "12345"  # primary when nothing matched (three-party decides)
 # (血, 火, 刀...) appears: police desk leads
 # the three-party call, so an unknown emergency never waits in a 12345 queue.
 URGENT_UNKNOWN_PLATFORM = "110"
+ANIMAL_RESCUE = "400800"  # an animal stuck or in water goes to this entry (119)
 # The n-gram model's thresholds on P(emergency desk). Escalating is cheap (110 joins a
 # three-party call); missing an emergency is not, so the bar to escalate is low and the
 # bar to hand a soft 110 lead back to 12345 is very low.
@@ -45,6 +48,10 @@ ESCALATE_UNMATCHED = 0.3  # no rule matched at all
 DESK_SWITCH = 0.4  # a soft 110 lead goes to the model's desk (120, 119) above this
 FRAMED_ESCALATE = 0.6  # a consultation or a question with no danger rule hit needs more
 DEESCALATE = 0.05
+RULE_DESK_SHARE = 0.5  # see _rule_desk
+# The rules set a danger cue aside (没人受伤): the other clauses escalate only when the
+# model is nearly sure ("问他家在哪他也说不清" is; "电池鼓包了" is not).
+REMNANT_ESCALATE = 0.9
 
 
 def keyword_weight(keyword: str) -> float:
@@ -71,8 +78,12 @@ class Scan:
     hits: list[Hit]
     hypothetical: bool  # 如果...怎么办
     frame: str | None  # "story" (fiction, drill, news) or "consultation"
-    urgent: bool  # present-tense wording or a live harm character
+    urgent: bool  # a cry for help (救命, 快来) or a live harm cue
     harm_cue: str | None  # the first live harm character, for the reason
+    animal: bool = False  # about an animal, no person named: no medical emergency
+    # Clauses with no danger set aside in them: what the model reads when the rules
+    # set a danger cue aside ("看着倒是没受伤" must not mute "问他家在哪他也说不清").
+    model_text: str = ""
 
 
 class Classifier:
@@ -107,12 +118,15 @@ class Classifier:
         harm_text: list[tuple[str, str]] = []  # live report clauses: (all, unread words)
         tense = Tense.UNSPECIFIED
         urgent = False
+        kept: list[str] = []  # clauses with nothing set aside, for the model
         for clause in split_clauses(text):
             tokens = self._segmenter.cut(clause)
             all_tokens.extend(tokens)
             tense = clause_tense(tokens, tense)
             worry = clause_is_worry(tokens)
-            urgent = urgent or tense is Tense.PRESENT
+            negated = [is_negated(tokens, i) for i in range(len(tokens))]
+            urgent = urgent or any(t in CRY_FOR_HELP and not negated[i]
+                                   for i, t in enumerate(tokens))
             clause_hits: list[Hit] = []
             offset = 0
             for i, tok in enumerate(tokens):
@@ -135,19 +149,27 @@ class Classifier:
                                            frame=_frame(clause, m.start(), worry)))
             found.extend(clause_hits)
             # Harm counts only in a live report clause: not in a worry, habit or the past,
-            # not in negated words (没有着火). A single harm character also does not count
-            # inside a word a rule already read (烧烤 is food).
+            # not in negated words (没有着火, 无人受伤). A single harm character also does
+            # not count inside a word a rule already read (烧烤 is food).
             if not worry and tense is not Tense.PAST:
-                live = "".join(t for t in tokens if t not in
-                               {h.cue for h in clause_hits if h.negated or h.frame})
-                unread = "".join(t for t in tokens if t not in {h.cue for h in clause_hits})
+                dead = {h.cue for h in clause_hits if h.negated or h.frame}
+                live = "".join(t for i, t in enumerate(tokens)
+                               if t not in dead and not negated[i])
+                read = {h.cue for h in clause_hits}
+                unread = "".join(t for i, t in enumerate(tokens)
+                                 if t not in read and not negated[i])
                 harm_text.append((live, unread))
+            if tense is not Tense.PAST and not any(
+                    h.entry.emergency and (h.negated or h.frame) for h in clause_hits):
+                kept.append(clause)
         frame = text_frame(text, all_tokens)
         hypothetical = is_hypothetical(text, all_tokens)
         harm = next(filter(None, (harm_cue(live, unread) for live, unread in harm_text)), None)
-        if frame is not None or hypothetical:
+        animal = animal_only(text)
+        if frame is not None or hypothetical or animal:
             harm = None  # fiction, drills, news and questions carry harm words by nature
-        return Scan(found, hypothetical, frame, urgent or harm is not None, harm)
+        return Scan(found, hypothetical, frame, urgent or harm is not None, harm, animal,
+                    "，".join(kept))
 
     def _words_in(self, token: str) -> list[tuple[str, int]]:
         """The token itself if it is a keyword, else keywords inside it.
@@ -192,6 +214,16 @@ class Classifier:
             if entry.emergency and (hit.negated or hit.frame or hit.tense is Tense.PAST
                                     or hypothetical or scan.frame == "story"):
                 set_aside = True
+            if entry.emergency and scan.animal and not hit.negated:
+                # An animal in trouble: animal rescue (119) if it is stuck or in water,
+                # an ordinary matter if it is hurt; never a medical emergency.
+                rescue = by_code.get(ANIMAL_RESCUE)
+                if entry.platform == "120" or rescue is None:
+                    ignored.append(f"{hit.cue}(animal)")
+                else:
+                    scores[rescue.code] += hit.weight
+                    cues[rescue.code].append(f"{hit.cue}(animal)")
+                continue
             if hit.negated or hit.frame == "prevention":
                 ignored.append(f"{hit.cue}({'negated' if hit.negated else 'prevention'})")
                 continue
@@ -228,12 +260,17 @@ class Classifier:
             decision = _police_leads(decision, scan.harm_cue)
         else:
             decision = _with_caution(decision, caution)
-        if self.model is None:
-            return decision
-        if set_aside:
+        if self.model is None or scan.animal:
             return decision
         talk = scan.frame is not None or scan.hypothetical  # story, question, consultation
-        return _second_opinion(decision, self.model.predict(text), talk, soft)
+        if set_aside:
+            # The model reads only the clauses where nothing was set aside, and nothing
+            # at all when the whole text is a story or a question.
+            if scan.hypothetical or scan.frame == "story" or not scan.model_text:
+                return decision
+            text = scan.model_text
+        return _second_opinion(decision, self.model.predict(text), talk, soft,
+                               remnant=set_aside)
 
     def _emergency(self, danger, scores, cues, note) -> Decision:
         by_code = self.data.by_code
@@ -242,7 +279,10 @@ class Classifier:
         # Several desks in danger: police dispatch first (directive); otherwise the
         # strongest signal's desk (fire only -> 119, medical only -> 120).
         primary = by_code[ranked[0]].platform
-        if "110" in platforms and len(platforms) > 1:
+        leading = [c for c in ranked if by_code[c].leads]
+        if leading:
+            primary = by_code[leading[0]].platform  # not breathing: the ambulance first
+        elif "110" in platforms and len(platforms) > 1:
             primary = "110"
         lead = next(c for c in ranked if by_code[c].platform == primary)
         also: list[str] = []
@@ -270,8 +310,8 @@ class Classifier:
             if urgent:
                 return Decision(primary=URGENT_UNKNOWN_PLATFORM, also=("12345",),
                                 three_party=True, emergency=False, confidence=0.0,
-                                reason=f"no rule matched but urgent or harm wording: 110 leads "
-                                       f"a three-party call{note}", category=None)
+                                reason=f"no rule matched but a cry for help or harm wording: "
+                                       f"110 leads a three-party call{note}", category=None)
             return Decision(primary=DEFAULT_PLATFORM, also=("110",), three_party=True,
                             emergency=False, confidence=0.0,
                             reason=f"no catalogue rule matched: three-party call{note}",
@@ -311,21 +351,23 @@ class Classifier:
 
 
 def _second_opinion(decision: Decision, opinion: Opinion, talk: bool,
-                    soft: bool) -> Decision:
+                    soft: bool, remnant: bool = False) -> Decision:
     """The n-gram model's say when no danger rule fired.
 
     Recall first: a 12345 (or utility) decision that the model reads as an emergency
     goes to the model's emergency desk, which leads a three-party call with 12345. A
     *soft* 110 lead (wording alone, no rule) goes to the model's desk when it names
     another emergency desk clearly (嘴唇发紫 -> 120), and back to 12345 only when the
-    model is nearly sure the matter is ordinary.
+    model is nearly sure the matter is ordinary. On a *remnant* (the clauses left once
+    the rules set a danger cue aside) the model must be nearly sure to escalate.
     """
     p = opinion.p_emergency
     if decision.primary not in EMERGENCY_PLATFORMS:
         bar = ESCALATE_UNMATCHED if decision.category is None else ESCALATE
-        if p < (FRAMED_ESCALATE if talk else bar):
+        bar = FRAMED_ESCALATE if talk else bar
+        if p < (REMNANT_ESCALATE if remnant else bar):
             return decision
-        return _model_leads(decision, opinion, opinion.top_emergency)
+        return _model_leads(decision, opinion, _rule_desk(decision, opinion))
     if not soft or talk:
         return decision
     if p < DEESCALATE:
@@ -337,6 +379,17 @@ def _second_opinion(decision: Decision, opinion: Opinion, talk: bool,
     if desk != decision.primary and opinion.probs[desk] >= DESK_SWITCH:
         return _model_leads(decision, opinion, desk)
     return decision
+
+
+def _rule_desk(decision: Decision, opinion: Opinion) -> str:
+    """The model's emergency desk, unless the matched entry names a desk of its own
+    (爆管水淹 -> 119) that the model rates at least half as likely."""
+    top = opinion.top_emergency
+    named = [p for p in decision.also if p in EMERGENCY_PLATFORMS and p != top]
+    best = max(named, key=lambda p: opinion.probs[p], default=None)
+    if best is not None and opinion.probs[best] >= RULE_DESK_SHARE * opinion.probs[top]:
+        return best
+    return top
 
 
 def _model_leads(decision: Decision, opinion: Opinion, desk: str) -> Decision:

@@ -20,6 +20,7 @@ def _words(text: str) -> frozenset[str]:
 NEGATORS = _words("""
     没有 没 不是 并未 未 并没有 无 并非 没什么 不存在 没人 没看到 没看见 没见 不像
     没发现 也没 都没 不会 没出现 排除 差点 差一点 险些
+    无人 暂无 暂未 尚未 尚无 均无 均未 并无 从未 未见 没有人 无人员 未造成 没造成 毫无 不曾
 """)
 # Tokens that end a negation's scope: "不是打架，而是有人拿刀" negates only 打架.
 SCOPE_BREAKERS = _words("但是 可是 不过 就是 而是 只是 结果 但 可")
@@ -30,13 +31,18 @@ PAST_MARKERS = _words("""
     一年前 前几天 之前 以前 当时 那时候 早就 几天前 上次 前段时间 前阵子 年前 过去
     几个月前 半年前 那次 昨晚 前晚 上半年 早些时候 已经灭了 已经扑灭 已经处理 处理完了
     后来 曾经
-    昨日 前日 日前 此前 已就医 已出院 已经出院 已痊愈 事后
+    昨日 前日 日前 此前 昨夜 前夜 昨儿 已就医 已出院 已经出院 已痊愈 事后
 """)
 PRESENT_MARKERS = _words("""
     正在 现在 刚刚 刚才 马上 还在 此刻 眼下 快要 就要 赶紧 快来 救命 目前 这会儿 正
     一直在 又 又在 立刻 快点 快 赶快
     仍在 仍然 当前 现场
 """)
+# A cry for help. With no rule matched, present tense alone (正在装修, 到现在还没修)
+# is no danger; these words, or a live harm cue, are what make the police desk lead.
+CRY_FOR_HELP = _words("救命 快来 快救 救救 求救 来人啊 快来人")
+# "到现在还没修": how long a complaint has waited, not a danger happening now.
+DURATION_PREFIXES = _words("到 直到 一直到 至")
 # Characters that often signal harm. Used only when no emergency rule fired: then the
 # police desk, not 12345, leads the three-party call (unclear + possibly dangerous).
 DANGER_ROOTS = frozenset("血火烧刀枪砍捅杀跳淹溺塌炸爆撞救困砸抢拽绑晕昏疼痛烫摔")
@@ -67,6 +73,31 @@ def harm_cue(text: str, roots_in: str | None = None) -> str | None:
     return next((ch for ch in roots_in if ch in DANGER_ROOTS), None)
 
 
+# An animal hurt, stuck or in water, with no person in the text: a 12345 or animal-rescue
+# matter, not a medical emergency ("流浪狗腿受伤了", "猫身上好几个口子").
+ANIMALS = ("猫", "狗", "犬", "宠物", "鸟", "鸽子", "鱼", "兔子", "仓鼠", "鹦鹉", "泰迪", "金毛",
+           "柯基")
+PEOPLE = ("人", "孩子", "小孩", "宝宝", "婴儿", "老人", "爸", "妈", "爷", "奶", "他", "她", "我",
+          "儿子", "女儿", "老公", "老婆", "丈夫", "妻子", "男", "女", "司机", "学生", "叔", "姨",
+          "哥", "姐", "弟", "妹", "自己", "邻居", "工人", "伯")
+# Words that name the caller's side, not a person in the scene; and an animal as agent
+# (被狗咬: a person is hurt).
+_NOT_PEOPLE = ("我家", "我们家", "来电人", "店里", "主人", "邻居家", "别人家", "他们", "人家")
+_ANIMAL_AGENT = re.compile("被[^，。]{0,3}(" + "|".join(ANIMALS) + ")")
+
+
+def animal_only(text: str) -> bool:
+    """True when the text is about an animal and names no person."""
+    if not any(a in text for a in ANIMALS):
+        return False
+    agent = _ANIMAL_AGENT.search(text)  # 被狗咬了: a person hurt, unless a pet came first
+    if agent and not any(a in text[:agent.start()] for a in ANIMALS):
+        return False
+    for word in _NOT_PEOPLE:
+        text = text.replace(word, "")
+    return not any(p in text for p in PEOPLE)
+
+
 def has_danger_root(text: str) -> bool:
     return harm_cue(text) is not None
 
@@ -93,8 +124,8 @@ ACUTE_CUES = ("突然", "很重", "很浓", "特别浓", "特别重", "越来越
 # "防溺水", "防小偷": prevention, so the keyword after it is no event.
 PREVENTION_PREFIXES = ("防", "预防", "防止", "防范")
 
-CUE_WORDS = (NEGATORS | SCOPE_BREAKERS | PAST_MARKERS | PRESENT_MARKERS | CONDITIONALS
-             | WORRY_CUES | HABITUAL_MARKERS)
+CUE_WORDS = (NEGATORS | CRY_FOR_HELP | SCOPE_BREAKERS | PAST_MARKERS | PRESENT_MARKERS
+             | CONDITIONALS | WORRY_CUES | HABITUAL_MARKERS)
 
 
 class Tense(Enum):
@@ -112,12 +143,21 @@ def clause_tense(tokens: list[str], inherited: Tense) -> Tense:
 
     A habit (天天, 经常) reads as past for that clause only: it is not inherited.
     """
-    present = any(t in PRESENT_MARKERS for t in tokens)
+    present = any(t in PRESENT_MARKERS and _present_use(tokens, i)
+                  for i, t in enumerate(tokens))
     if present:
         return Tense.PRESENT
     if any(t in PAST_MARKERS or t in HABITUAL_MARKERS for t in tokens):
         return Tense.PAST
     return inherited
+
+
+def _present_use(tokens: list[str], i: int) -> bool:
+    """"又黑又臭" is a description, not "again"; "到现在还没修" is a wait, not now."""
+    tok = tokens[i]
+    if tok == "又" and tokens.count("又") > 1:
+        return False
+    return not (tok == "现在" and i > 0 and tokens[i - 1] in DURATION_PREFIXES)
 
 
 def clause_is_worry(tokens: list[str]) -> bool:

@@ -73,6 +73,7 @@ def test_parse_good_catalogue() -> None:
         ({"patterns": '["(unclosed"]'}, "bad pattern"),
         ({"also": "[moon]"}, "unknown platform(s) in 'also'"),
         ({"emergency": "yes please"}, "'emergency' must be true or false"),
+        ({"leads": "maybe"}, "'leads' must be true or false"),
         ({"colour": "red"}, "unknown field(s): colour"),
         ({"when_past": '"999999"'}, "'when_past' names unknown code '999999'"),
     ],
