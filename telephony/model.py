@@ -112,6 +112,8 @@ class Call:
     conferences: set[str] | None = None  # names of conferences it holds (rarely any)
 
     def open_transfers(self) -> Iterable[Transfer]:
+        if not self.transfers:  # the usual case: no generator to build
+            return ()
         return (t for t in self.transfers if t.status == "started")
 
 

@@ -16,7 +16,7 @@ Only counters outlive calls.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,6 +63,8 @@ _VAR_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
 _FINISHED_KIND = {"completed": de.TRANSFER_COMPLETED, "failed": de.TRANSFER_FAILED,
                   "cancelled": de.TRANSFER_CANCELLED}
 _FAILED_DIAL = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL"})
+# DomainEvent(*fact) without the NamedTuple's Python-level __new__: one fewer frame per fact.
+_new_fact = tuple.__new__
 RECENTLY_GONE_MAX = 8192  # hung-up uniqueids remembered to drop late events
 # A DTMF atxfer puts the call on Hold, waits out the digit timeout (3 s in the lab),
 # then dials: a Hold this recent before the agent leaves its bridge is the initiation.
@@ -77,7 +79,10 @@ class Tracker:
         self.conferences: dict[str, Conference] = {}
         self.tickets: dict[str, Ticket] = {}
         self._call_by_linkedid: dict[str, str] = {}
-        self._gone: dict[str, None] = {}  # insertion-ordered: oldest first
+        # Recently hung-up uniqueids: a set to look up, a deque to forget the oldest.
+        # (Evicting the first key of an insertion-ordered dict rescans its deleted slots.)
+        self._gone: set[str] = set()
+        self._gone_order: deque[str] = deque()
         self._last_raw: object = None
         self._last_vars: dict[str, str] = {}
         self._empty_raw: object = None
@@ -89,7 +94,7 @@ class Tracker:
         self._ts = 0.0
         self._out: list[DomainEvent] = []
         # None: a known event that carries nothing the model needs.
-        self._handlers: dict[str, Callable[[Event], None] | None] = {
+        self._handlers: dict[str, Callable[[Event, Leg | None], None] | None] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
             "Hangup": self._on_hangup,
@@ -151,18 +156,31 @@ class Tracker:
                 self._ts = float(raw_ts)
             except ValueError:
                 self.anomalies["bad_timestamp"] += 1
-        out: list[DomainEvent] = []
-        self._out = out
+        out: list[DomainEvent]
+        out = self._out = []
+        # The event's own (unprefixed) channel when its snapshot made us look it up:
+        # handed to the handler so it needn't look it up again. None: not looked up
+        # or unknown, and the handler resolves it itself (counting anomalies).
+        own = None
         try:
-            legs = self.legs
-            for vars_key, uid_key in var_keys:
-                raw = event.get(vars_key)
+            # Most events repeat the channel's previous lines: skip those.
+            if var_keys is _PLAIN:  # the usual case, without the loop
+                raw = event.get("ChanVariable")
                 if raw:
-                    leg = legs.get(event.get(uid_key))  # type: ignore[arg-type]
-                    # Most events repeat the channel's previous lines: skip those.
-                    if leg is not None and raw != leg.raw_vars:
-                        self._learn_vars(leg, raw)
-            handler(event)
+                    own = self.legs.get(event.get("Uniqueid"))  # type: ignore[arg-type]
+                    if own is not None and raw != own.raw_vars:
+                        self._learn_vars(own, raw)
+            else:
+                legs = self.legs
+                for vars_key, uid_key in var_keys:
+                    raw = event.get(vars_key)
+                    if raw:
+                        leg = legs.get(event.get(uid_key))  # type: ignore[arg-type]
+                        if uid_key == "Uniqueid":
+                            own = leg
+                        if leg is not None and raw != leg.raw_vars:
+                            self._learn_vars(leg, raw)
+            handler(event, own)
         except (KeyError, ValueError, TypeError, AttributeError):
             # Malformed input (missing/odd headers): counted, never fatal.
             self.anomalies[f"malformed:{name}"] += 1
@@ -172,17 +190,18 @@ class Tracker:
 
     def _emit(self, kind: str, /, leg: Leg | None = None, call: Call | None = None,
               ts: float | None = None, **data: Any) -> None:
-        if leg is None:
-            self._out.append(DomainEvent(
-                kind, self._ts if ts is None else ts,
-                call.call_id if call else None, call.ticket_id if call else None, None, data))
-            return
-        if call is None:
-            call = self.calls.get(leg.call_id)
-        ticket_id = call.ticket_id if call else None
-        self._out.append(DomainEvent(
-            kind, self._ts if ts is None else ts, leg.call_id,
-            ticket_id or leg.ticket_id, leg.uniqueid, data))
+        fact: tuple[Any, ...]
+        if leg is not None:
+            if call is None:
+                call = self.calls.get(leg.call_id)
+            fact = (kind, self._ts if ts is None else ts, leg.call_id,
+                    (call.ticket_id if call is not None else None) or leg.ticket_id,
+                    leg.uniqueid, data)
+        elif call is not None:
+            fact = (kind, self._ts if ts is None else ts, call.call_id, call.ticket_id, None, data)
+        else:
+            fact = (kind, self._ts if ts is None else ts, None, None, None, data)
+        self._out.append(_new_fact(DomainEvent, fact))
 
     # ------------------------------------------------------------ legs/calls
 
@@ -359,18 +378,25 @@ class Tracker:
         leg.state = state
         if state == STATE_RINGING and leg.ringing_at is None:
             leg.ringing_at = self._ts
-            self._emit(de.LEG_RINGING, leg)
-            self._transfer_target_progress(leg)
+            call = self.calls.get(leg.call_id)
+            self._emit(de.LEG_RINGING, leg, call)
+            if call is not None and call.transfers:
+                self._transfer_target_progress(leg)
         elif state == STATE_UP and leg.answered_at is None:
             leg.answered_at = self._ts
-            self._emit(de.LEG_ANSWERED, leg)
-            self._transfer_target_progress(leg)
+            call = self.calls.get(leg.call_id)
+            self._emit(de.LEG_ANSWERED, leg, call)
+            if call is not None and call.transfers:
+                self._transfer_target_progress(leg)
 
     def _end_leg(self, leg: Leg) -> None:
-        self.legs.pop(leg.uniqueid, None)
-        self._gone[leg.uniqueid] = None
-        if len(self._gone) > RECENTLY_GONE_MAX:
-            del self._gone[next(iter(self._gone))]
+        uid = leg.uniqueid
+        self.legs.pop(uid, None)
+        if uid not in self._gone:  # a reused uniqueid keeps its place, as in a dict
+            self._gone.add(uid)
+            self._gone_order.append(uid)
+            if len(self._gone_order) > RECENTLY_GONE_MAX:
+                self._gone.discard(self._gone_order.popleft())
         if leg.local_peer and leg.local_peer in self.legs:
             self.legs[leg.local_peer].local_peer = None
         call = self.calls.get(leg.call_id)
@@ -401,21 +427,21 @@ class Tracker:
 
     # ------------------------------------------------------------- handlers
 
-    def _on_newchannel(self, event: Event) -> None:
+    def _on_newchannel(self, event: Event, own: Leg | None) -> None:
         uid = event["Uniqueid"]
         if uid in self.legs:
             self.anomalies["duplicate_newchannel"] += 1
             return
         self._create_leg(event)
 
-    def _on_newstate(self, event: Event) -> None:
+    def _on_newstate(self, event: Event, own: Leg | None) -> None:
         state = int(event["ChannelState"])  # validate before touching the model
-        leg = self._leg_or_adopt(event)
+        leg = own if own is not None else self._leg_or_adopt(event)
         if leg is not None:
             self._set_state(leg, state)
 
-    def _on_hangup(self, event: Event) -> None:
-        leg = self._leg(event.get("Uniqueid"))
+    def _on_hangup(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg(event.get("Uniqueid"))
         if leg is None:
             return
         if leg.bridge_id is not None:  # Hangup before BridgeLeave: leave it implicitly
@@ -424,14 +450,16 @@ class Tracker:
             self._leave_conference(leg, self.conferences.get(leg.conference))
         leg.hangup_at = self._ts
         leg.hangup_cause = event.get("Cause", "")
-        self._emit(de.LEG_LEFT, leg, channel=leg.channel, cause=leg.hangup_cause,
+        call = self.calls.get(leg.call_id)
+        self._emit(de.LEG_LEFT, leg, call, channel=leg.channel, cause=leg.hangup_cause,
                    cause_txt=event.get("Cause-txt", ""))
-        self._transfer_leg_gone(leg)
+        if call is not None and call.transfers:
+            self._transfer_leg_gone(leg)
         self._end_leg(leg)
 
-    def _on_dial_begin(self, event: Event) -> None:
+    def _on_dial_begin(self, event: Event, own: Leg | None) -> None:
         dest = self._leg_or_adopt(event, "Dest")
-        src = self.legs.get(event.get("Uniqueid", ""))
+        src = own if own is not None else self.legs.get(event.get("Uniqueid", ""))
         if dest is None or src is None:
             return  # an Originate dials without a source channel
         dest.dialed_by = src.uniqueid
@@ -449,7 +477,7 @@ class Tracker:
                 transferee=src.uniqueid, destination=event.get("DialString", ""))
             transfer.target = dest.uniqueid
 
-    def _on_dial_end(self, event: Event) -> None:
+    def _on_dial_end(self, event: Event, own: Leg | None) -> None:
         dest = self.legs.get(event.get("DestUniqueid", ""))
         status = event.get("DialStatus", "")
         if dest is None or status not in _FAILED_DIAL:
@@ -475,7 +503,7 @@ class Tracker:
             )
         return bridge
 
-    def _on_bridge_destroy(self, event: Event) -> None:
+    def _on_bridge_destroy(self, event: Event, own: Leg | None) -> None:
         bridge = self.bridges.pop(event["BridgeUniqueid"], None)
         if bridge is None:
             return  # already dropped when it emptied
@@ -485,9 +513,9 @@ class Tracker:
             if leg is not None:
                 self._leave_bridge(leg, bridge)
 
-    def _on_bridge_enter(self, event: Event) -> None:
+    def _on_bridge_enter(self, event: Event, own: Leg | None) -> None:
         bridge_id = event["BridgeUniqueid"]  # required: check before touching the model
-        leg = self._leg_or_adopt(event)
+        leg = own if own is not None else self._leg_or_adopt(event)
         if leg is None:
             return
         self._enter_bridge(leg, self._bridge(event, bridge_id), swap=event.get("SwapUniqueid"))
@@ -514,7 +542,8 @@ class Tracker:
         for uid in bridge.members:
             if uid != leg.uniqueid and uid in self.legs:
                 self._same_call(leg, self.legs[uid])
-        peers = sorted(u for u in bridge.members if u != leg.uniqueid)
+        peers = sorted(bridge.members)
+        peers.remove(leg.uniqueid)
         if swap:  # Local optimisation: this leg replaces that Local half
             self._emit(de.LEG_BRIDGED, leg, bridge=bridge.uniqueid, peers=peers, swapped=swap)
         else:
@@ -523,8 +552,8 @@ class Tracker:
         if not leg.is_local and not bridge.is_conference:
             self._consultation_moves(leg, bridge)
 
-    def _on_bridge_leave(self, event: Event) -> None:
-        leg = self._leg(event.get("Uniqueid"))
+    def _on_bridge_leave(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg(event.get("Uniqueid"))
         if leg is None:
             return
         bridge_id = event["BridgeUniqueid"]
@@ -548,7 +577,7 @@ class Tracker:
                 self.bridges.pop(bridge.uniqueid, None)
         self._emit(de.LEG_UNBRIDGED, leg, bridge=bridge_id, **extra)
 
-    def _on_core_show_channel(self, event: Event) -> None:
+    def _on_core_show_channel(self, event: Event, own: Leg | None) -> None:
         """A CoreShowChannels item (state rebuild after a (re)connect)."""
         uid = event["Uniqueid"]
         leg = self.legs.get(uid) or self._create_leg(event)
@@ -560,7 +589,7 @@ class Tracker:
             if name:
                 self._join_conference(leg, name)
 
-    def _on_varset(self, event: Event) -> None:
+    def _on_varset(self, event: Event, own: Leg | None) -> None:
         name = event.get("Variable", "").lstrip("_")
         if name not in TICKET_VARS:
             return
@@ -578,36 +607,36 @@ class Tracker:
         else:
             self._learn_ticket(leg, {name: value})
 
-    def _on_rename(self, event: Event) -> None:
+    def _on_rename(self, event: Event, own: Leg | None) -> None:
         leg = self._leg(event.get("Uniqueid"))
         if leg is not None:
             leg.channel = event.get("Newname", leg.channel)
 
-    def _on_local_bridge(self, event: Event) -> None:
+    def _on_local_bridge(self, event: Event, own: Leg | None) -> None:
         one = self._leg(event.get("LocalOneUniqueid"))
         two = self._leg(event.get("LocalTwoUniqueid"))
         if one is not None and two is not None:
             one.local_peer, two.local_peer = two.uniqueid, one.uniqueid
             self._same_call(one, two)
 
-    def _on_local_optimization(self, event: Event) -> None:
-        self._on_local_bridge(event)
+    def _on_local_optimization(self, event: Event, own: Leg | None) -> None:
+        self._on_local_bridge(event, own)
         for key in ("LocalOneUniqueid", "LocalTwoUniqueid"):
             leg = self.legs.get(event.get(key, ""))
             if leg is not None:
                 leg.optimizing = True
 
-    def _on_hold(self, event: Event) -> None:
-        leg = self._leg(event.get("Uniqueid"))
+    def _on_hold(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg(event.get("Uniqueid"))
         if leg is not None:
             leg.held_at = self._ts
 
-    def _on_unhold(self, event: Event) -> None:
-        leg = self._leg(event.get("Uniqueid"))
+    def _on_unhold(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg(event.get("Uniqueid"))
         if leg is not None:
             leg.held_at = None
 
-    def _on_user_event(self, event: Event) -> None:
+    def _on_user_event(self, event: Event, own: Leg | None) -> None:
         if event.get("UserEvent") != "HotlineKey":
             return
         leg = self._leg(event.get("Uniqueid"))
@@ -616,32 +645,32 @@ class Tracker:
 
     # ---------------------------------------------------------------- queues
 
-    def _on_queue_join(self, event: Event) -> None:
-        leg = self._leg_or_adopt(event)
+    def _on_queue_join(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg_or_adopt(event)
         if leg is None:
             return
         leg.queue = event.get("Queue")
         self._emit(de.QUEUE_JOINED, leg, queue=leg.queue, position=event.get("Position", ""))
 
-    def _on_queue_leave(self, event: Event) -> None:
-        leg = self._leg(event.get("Uniqueid"))
+    def _on_queue_leave(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg(event.get("Uniqueid"))
         if leg is not None:
             leg.queue = None
 
-    def _on_queue_abandon(self, event: Event) -> None:
+    def _on_queue_abandon(self, event: Event, own: Leg | None) -> None:
         leg = self._leg(event.get("Uniqueid"))
         self._emit(de.QUEUE_ABANDONED, leg, queue=event.get("Queue", ""),
                    position=event.get("Position", ""), hold_time=event.get("HoldTime", ""))
 
-    def _on_agent_called(self, event: Event) -> None:
-        caller = self.legs.get(event.get("Uniqueid", ""))
+    def _on_agent_called(self, event: Event, own: Leg | None) -> None:
+        caller = own if own is not None else self.legs.get(event.get("Uniqueid", ""))
         agent = self._leg_or_adopt(event, "Dest")
         if caller is not None and agent is not None:
             agent.dialed_by = caller.uniqueid
             self._same_call(caller, agent)
 
-    def _on_agent_connect(self, event: Event) -> None:
-        caller = self._leg(event.get("Uniqueid"))
+    def _on_agent_connect(self, event: Event, own: Leg | None) -> None:
+        caller = own if own is not None else self._leg(event.get("Uniqueid"))
         agent = self.legs.get(event.get("DestUniqueid", ""))
         if caller is None:
             return
@@ -654,7 +683,7 @@ class Tracker:
 
     # ----------------------------------------------------------- conferences
 
-    def _on_conf_start(self, event: Event) -> None:
+    def _on_conf_start(self, event: Event, own: Leg | None) -> None:
         name = event["Conference"]
         if name in self.conferences:
             return
@@ -664,8 +693,8 @@ class Tracker:
                                             bridge_id=event.get("BridgeUniqueid"))
         self.totals["conferences"] += 1
 
-    def _on_conf_join(self, event: Event) -> None:
-        leg = self._leg_or_adopt(event)
+    def _on_conf_join(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg_or_adopt(event)
         if leg is not None:
             self._join_conference(leg, event["Conference"], admin=event.get("Admin", "No"))
 
@@ -698,8 +727,8 @@ class Tracker:
                     transferee=leg.uniqueid, destination=name)
                 self._finish_transfer(transfer, ok=True)
 
-    def _on_conf_leave(self, event: Event) -> None:
-        leg = self._leg(event.get("Uniqueid"))
+    def _on_conf_leave(self, event: Event, own: Leg | None) -> None:
+        leg = own if own is not None else self._leg(event.get("Uniqueid"))
         if leg is not None and leg.conference is not None:
             self._leave_conference(leg, self.conferences.get(leg.conference))
 
@@ -710,7 +739,7 @@ class Tracker:
             conf.members.discard(leg.uniqueid)
         self._emit(de.CONFERENCE_LEFT, leg, conference=name)
 
-    def _on_conf_end(self, event: Event) -> None:
+    def _on_conf_end(self, event: Event, own: Leg | None) -> None:
         conf = self.conferences.pop(event["Conference"], None)
         if conf is None:
             self.anomalies["unknown_conference"] += 1
@@ -773,7 +802,7 @@ class Tracker:
                        and (t.finished_at is None or t.finished_at >= left)
                        for t in call.transfers)
 
-    def _on_blind_transfer(self, event: Event) -> None:
+    def _on_blind_transfer(self, event: Event, own: Leg | None) -> None:
         transferer = self._leg_or_adopt(event, "Transferer")
         transferee = self._leg_or_adopt(event, "Transferee")
         anchor = transferee or transferer
@@ -790,7 +819,7 @@ class Tracker:
         if event.get("Result") != "Success":
             self._finish_transfer(transfer, ok=False, reason=event.get("Result", "").lower())
 
-    def _on_attended_transfer(self, event: Event) -> None:
+    def _on_attended_transfer(self, event: Event, own: Leg | None) -> None:
         legs = {p: self._leg_or_adopt(event, p) for p in
                 ("OrigTransferer", "SecondTransferer", "Transferee", "TransferTarget")}
         present = [leg for leg in legs.values() if leg is not None]

@@ -130,6 +130,37 @@ def test_memory_stays_bounded_over_many_calls():
     assert t.totals["calls"] == 3 * RECENTLY_GONE_MAX // 2
 
 
+def test_recently_gone_window_forgets_the_oldest_first():
+    t = Tracker()
+    for i in range(RECENTLY_GONE_MAX + 1):
+        t.feed(ev("Newchannel", float(i), **chan(f"{i}.1")))
+        t.feed(ev("Hangup", float(i), Cause="16", **chan(f"{i}.1")))
+    # A uniqueid that comes back and ends again keeps its place in the window.
+    last = f"{RECENTLY_GONE_MAX}.1"
+    t.feed(ev("Newchannel", 1e5, **chan(last)))
+    t.feed(ev("Hangup", 1e5, Cause="16", **chan(last)))
+    assert len(t._gone) == len(t._gone_order) == RECENTLY_GONE_MAX
+    t.feed(ev("Hold", 1e5, **chan("0.1")))  # evicted: now simply unknown
+    t.feed(ev("Hold", 1e5, **chan("1.1")))  # oldest still remembered: late
+    t.feed(ev("Hold", 1e5, **chan(last)))
+    assert t.anomalies["unknown_leg"] == 1 and t.anomalies["late_event"] == 2
+
+
+def test_handlers_find_the_leg_with_or_without_a_snapshot():
+    # With a ChanVariable the snapshot check resolves the leg for the handler;
+    # without one the handler resolves it itself: same outcome either way.
+    for chanvars in ("TICKET_ID=T-9", None):
+        t = Tracker()
+        t.feed(ev("Newchannel", 1.0, **chan("9.1", state=4, chanvars=chanvars)))
+        ringing = t.feed(ev("Newstate", 1.5, **chan("9.1", state=5, chanvars=chanvars)))
+        t.feed(ev("BridgeEnter", 2.0, BridgeUniqueid="b9", **chan("9.1", chanvars=chanvars)))
+        left = t.feed(ev("Hangup", 3.0, Cause="16", **chan("9.1", chanvars=chanvars)))
+        assert [e.kind for e in ringing] == ["leg.ringing"]
+        assert [e.kind for e in left] == ["leg.unbridged", "leg.left", "call.ended"]
+        assert left[1].leg == "9.1" and left[1].data["cause"] == "16"
+        assert t.legs == {} and t.anomalies == {}
+
+
 def test_core_show_channel_rebuilds_bridges_and_conferences():
     t = Tracker()
     t.feed(ev("CoreShowChannel", 9.0, BridgeId="b7", Application="Dial", **chan("4.1")))
