@@ -96,11 +96,16 @@ async def test_batches_are_pipelined_up_to_the_depth_and_sent_in_order(rig):
     assert store.written == 7 and len(lags) == 7 and min(lags) >= 0
 
 
-async def test_a_lost_connection_sends_the_unanswered_batches_again_in_order(rig):
-    store, conn, _ = rig
+async def two_batches_in_flight(store, conn) -> None:
+    """Steps s0..s3 appended; both batches (of two) sent, neither answered yet."""
     for n in range(4):
         store.append_timeline("T-1", f"s{n}", f"1.{n:06d}")
     await until(lambda: len(conn.sent) == 2)
+
+
+async def test_a_lost_connection_sends_the_unanswered_batches_again_in_order(rig):
+    store, conn, _ = rig
+    await two_batches_in_flight(store, conn)
     conn.replies.put_nowait(RedisConnectionError("connection reset"))
     await until(lambda: len(conn.sent) == 4)
     conn.answer(2)
@@ -113,9 +118,7 @@ async def test_a_lost_connection_sends_the_unanswered_batches_again_in_order(rig
 
 async def test_a_batch_redis_refuses_is_counted_and_the_next_one_still_goes(rig):
     store, conn, _ = rig
-    for n in range(4):
-        store.append_timeline("T-1", f"s{n}", f"1.{n:06d}")
-    await until(lambda: len(conn.sent) == 2)
+    await two_batches_in_flight(store, conn)
     conn.replies.put_nowait(ResponseError("ERR script failed"))
     conn.replies.put_nowait([1, "xadd hl:unit-flush:timeline:T-1: WRONGTYPE"])
     await until(lambda: store.pending == 0)
