@@ -252,14 +252,14 @@ class PlatformService:
 
     def _persist(self, fact: DomainEvent) -> None:
         if fact.ticket_id:
-            detail = dict(fact.data or {})
-            # A fact's own "kind" (e.g. the transfer kind) must not mask the step's kind.
-            if "kind" in detail:
-                detail["detail_kind"] = detail.pop("kind")
-            detail.pop("ts", None)
-            self.store.append_timeline(fact.ticket_id, fact.kind, f"{fact.ts:.6f}",
-                                       {"call_id": fact.call_id or "", "leg": fact.leg or "",
-                                        **detail})
+            # One dict per step (this runs for every fact); the store skips a "ts" field.
+            record = {"call_id": fact.call_id or "", "leg": fact.leg or ""}
+            data = fact.data
+            if data:
+                record.update(data)
+                if "kind" in data:  # the fact's own kind (e.g. the transfer kind) is kept
+                    record["detail_kind"] = record.pop("kind")
+            self.store.append_timeline(fact.ticket_id, fact.kind, f"{fact.ts:.6f}", record)
         if fact.kind == CALL_STARTED and fact.call_id:
             self.store.put_call(fact.call_id, {"started": fact.ts, "platform": self.platform,
                                                "ticket_id": fact.ticket_id or ""})
