@@ -65,7 +65,7 @@ BRIDGE_TIMEOUT_S = 10.0  # press -> bridged longer than this counts as a lost ca
 RAW_TIMEOUT_S = 5.0  # the raw floor wraps panoramisk (no action timeout of its own)
 MAX_OVERHEAD_MS, MAX_RATIO = 5.0, 1.3
 # The default run (`make bench`): 1/s and the rates tried for the lab's limit; 8/s is
-# past what 4+4 agents can serve, kept to show where the lab stops holding. ~4 minutes.
+# at the edge of what the 2-core lab holds, kept to show where it stops holding. ~4 minutes.
 DEFAULT_RATES = (1.0, 2.0, 5.0, 8.0)
 DEFAULT_CALLS = (40, 60, 150, 80)
 OBSERVED = ("BridgeEnter", "BridgeLeave", "BlindTransfer", "Hangup", "FullyBooted")
@@ -433,7 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, action="append",
                         help="calls at each --rate, in the same order, or one for all "
                              f"(default {' '.join(map(str, DEFAULT_CALLS))})")
-    parser.add_argument("--agents", type=int, default=4,
+    parser.add_argument("--agents", type=int, default=8,
                         choices=range(1, len(NODES["12345"].agents) + 1),
                         help="agents per platform (the lab has 8)")
     args = parser.parse_args(argv)
