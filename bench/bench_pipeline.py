@@ -5,7 +5,8 @@
 Each AMI event goes through PlatformService.handle_event: tracker, SLA recorder,
 controller, and the write-behind store (timeline XADDs, live calls) to a real
 redis-server started on loopback. The stream is the real lab recordings,
-renumbered and interleaved (bench_tracker.build_stream). Measured side by side
+renumbered and interleaved (bench_tracker.build_stream), keeping only the
+events the service subscribes to (its AMI Filter drops the rest in Asterisk). Measured side by side
 in one run:
   1. baseline: the same path with persistence off (the store never flushes);
   2. burst: every event as fast as the process can, persistence on;
@@ -125,8 +126,13 @@ async def paced(url: str, stream: list[Event], rate: int, seconds: float,
 
 
 async def run(args: argparse.Namespace) -> None:
-    stream = build_stream("lab_*", args.events)
-    print(f"stream: {len(stream)} AMI events from the lab recordings")
+    recorded = build_stream("lab_*", args.events)
+    # What the service is sent: its AMI Filter keeps the rest on the Asterisk side,
+    # so counting them here would inflate the rate with events it never sees.
+    wanted = make_service("redis://127.0.0.1:1/0", None).subscribed_events
+    stream = [e for e in recorded if e.get("Event") in wanted]
+    print(f"stream: {len(stream)} AMI events the service subscribes to "
+          f"(of {len(recorded)} recorded; the rest are filtered out by Asterisk)")
     if not args.no_gc_freeze:
         gc.collect()
         gc.freeze()

@@ -173,10 +173,12 @@ class PlatformService:
         self.store = RedisStore.from_url(config.redis_url, config.platform)
         self.queue: asyncio.Queue[Any] = asyncio.Queue(50_000)
         # Only the events someone reads: the tracker's, the controller's, and the key presses.
-        wanted = self.tracker.handled_events | FED_EVENTS | {"UserEvent", "FullyBooted"}
+        # Asterisk filters the rest out (AMI Filter): they never reach handle_event.
+        self.subscribed_events = frozenset(
+            self.tracker.handled_events | FED_EVENTS | {"UserEvent", "FullyBooted"})
         self.sessions = [
             AmiSession(t.name, t.host, t.port, t.username, t.secret, event_queue=self.queue,
-                       on_connected=self._recover, events=sorted(wanted))
+                       on_connected=self._recover, events=sorted(self.subscribed_events))
             for t in config.ami
         ]
         self.directory = TrackerDirectory(self.tracker, config.platform, node.queue)
