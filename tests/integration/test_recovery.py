@@ -22,6 +22,11 @@ async def _steps(service: PlatformService, ticket: str) -> list[str]:
 
 async def _answered_ticket(agent) -> str:
     calls = await agent.wait_for_calls(1, timeout_s=20)
+    for _ in range(50):  # the record is read on the INVITE; its 200 OK is logged just after
+        if calls and calls[0].answered:
+            break
+        await asyncio.sleep(0.1)
+        calls = agent.calls()
     assert calls and calls[0].answered, "the agent never answered"
     return calls[0].invite.headers["X-Ticket-Id"]
 

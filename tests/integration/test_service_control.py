@@ -119,8 +119,9 @@ async def test_one_key_transfer_by_http_action_url_and_a_double_press(lab: Lab) 
             api("POST", port, path, token), api("POST", port, path, token))
         other_status, other = await api("POST", port, "/api/v1/keys/xfer110?agent=agent12345-1",
                                         lab.token_for("agent12345-2"))
-        moved = await agent110.wait_for_calls(1, timeout_s=15)
         res = await call
+        # Read once the call has ended: a record read on arrival may predate the 200 OK.
+        moved = await agent110.wait_for_calls(1, ended=True, timeout_s=15)
         states = [o["state"] for o in ops(svc["12345"])]
     assert (s1, s2) == (202, 202), (op1, op2)
     assert op1["op_id"] == op2["op_id"]
