@@ -378,16 +378,16 @@ class Tracker:
         leg.state = state
         if state == STATE_RINGING and leg.ringing_at is None:
             leg.ringing_at = self._ts
-            call = self.calls.get(leg.call_id)
-            self._emit(de.LEG_RINGING, leg, call)
-            if call is not None and call.transfers:
-                self._transfer_target_progress(leg)
+            kind = de.LEG_RINGING
         elif state == STATE_UP and leg.answered_at is None:
             leg.answered_at = self._ts
-            call = self.calls.get(leg.call_id)
-            self._emit(de.LEG_ANSWERED, leg, call)
-            if call is not None and call.transfers:
-                self._transfer_target_progress(leg)
+            kind = de.LEG_ANSWERED
+        else:
+            return  # only the first ring and the first answer are facts
+        call = self.calls.get(leg.call_id)
+        self._emit(kind, leg, call)
+        if call is not None and call.transfers:
+            self._transfer_target_progress(leg)
 
     def _end_leg(self, leg: Leg) -> None:
         uid = leg.uniqueid

@@ -101,8 +101,10 @@ class StateFile:
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self._load()
+            before = json.dumps(data, sort_keys=True)
             yield data
-            self._save(data)
+            if json.dumps(data, sort_keys=True) != before:  # readers don't rewrite the file
+                self._save(data)
 
     def _load(self) -> dict:
         try:
