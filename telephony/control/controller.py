@@ -406,7 +406,7 @@ class Controller:
         except (ConnectionError, TimeoutError):
             return False  # the next action meets the same link and is judged there
         first, _ = _split_reply(reply)
-        if str(first.get("Response", "Success")) in ("Error", "Failure", "Fail"):
+        if _refused(first):
             op.note(self.clock(), setvar_refused=str(action.get("Variable")),
                     message=str(first.get("Message", "")))
             return False
@@ -422,7 +422,7 @@ class Controller:
             self._changed(op)
             return False
         first, extra = _split_reply(reply)
-        if str(first.get("Response", "Success")) in ("Error", "Failure", "Fail"):
+        if _refused(first):
             if action.get("Action") == "Originate":
                 # A refused Originate is a failed dial: the operation treats it as one.
                 extra = [{"Event": "OriginateResponse", "Response": "Failure",
@@ -459,6 +459,11 @@ class Controller:
         if not task.cancelled() and task.exception() is not None:
             # A failed follow-up or store write must be visible, not a silent warning.
             log.error("control_task_failed", error=repr(task.exception()))
+
+
+def _refused(first: Mapping[str, Any]) -> bool:
+    """Asterisk answered the action with an error (not a lost link)."""
+    return str(first.get("Response", "Success")) in ("Error", "Failure", "Fail")
 
 
 def _split_reply(reply: Any) -> tuple[Mapping[str, Any], list[Mapping[str, Any]]]:
