@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DIAL = "9999"  # any unknown number on node12345 goes straight to the queue (no IVR)
 HOLD_MS = 300  # agent and caller talk this long before the key press
 TARGET_HANGUP_MS = 400  # the 110 agent ends each call this long after answering
+THIS_FILE = str(Path(__file__).resolve())
 BRIDGE_TIMEOUT_S = 10.0  # press -> bridged longer than this counts as a lost call
 RAW_TIMEOUT_S = 5.0  # the raw floor wraps panoramisk (no action timeout of its own)
 MAX_OVERHEAD_MS, MAX_RATIO = 5.0, 1.3
@@ -237,7 +239,7 @@ async def run_rate(lab: Lab, observer: Observer, presser: Presser, redis: Any, *
     while not observer.answered.empty():
         observer.answered.get_nowait()
     t0 = time.perf_counter()
-    citizens = [asyncio.create_task(_citizen_after(i / rate, i)) for i in range(calls)]
+    citizens = await start_citizens(rate, calls)
     paths = ("service", "raw") if first_path == "service" else ("raw", "service")
     presses: list[asyncio.Task[None]] = []
     for n in range(calls):
@@ -248,20 +250,41 @@ async def run_rate(lab: Lab, observer: Observer, presser: Presser, redis: Any, *
         call.path = paths[n % 2]
         presses.append(asyncio.create_task(_press_and_wait(presser, call)))
     await asyncio.gather(*presses)
-    results = await asyncio.gather(*citizens)
+    citizens_ok = await citizens_done(citizens)
     wall = time.perf_counter() - t0
     seen = list(observer.calls.values())
     await asyncio.sleep(1.5)  # the service writes timelines behind (batched)
     missing = [c.ticket_id or c.caller_uid for c in seen
                if c.bridged_at is not None and not await _sla_complete(redis, c.ticket_id)]
-    return RateResult(rate, calls, seen, sum(r.ok for r in results), missing, wall,
+    return RateResult(rate, calls, seen, citizens_ok, missing, wall,
                       os.getloadavg()[0])
 
 
-async def _citizen_after(delay_s: float, index: int) -> Any:
-    await asyncio.sleep(delay_s)
-    return await citizen_call(number=DIAL, port=NODES["12345"].sip_port,
-                              caller=f"1390000{index:04d}", talk_s=None, timeout_s=25)
+# The citizens are placed by a child process (this file with --citizens), not by
+# this one: starting a SIPp call and reading its log back blocks an event loop
+# for 10 to 30 ms, and in the measuring loop such a stall between the press stamp
+# and the request leaving (aiohttp awaits before it writes) was charged to the
+# service path. The load generator and the stopwatch are kept apart.
+async def start_citizens(rate: float, calls: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, THIS_FILE, "--citizens", f"{rate:g}", str(calls),
+        stdout=subprocess.PIPE)
+
+
+async def citizens_done(proc: asyncio.subprocess.Process) -> int:
+    """How many citizen calls were answered (the child prints the count)."""
+    out, _ = await proc.communicate()
+    return int(out.decode().strip() or 0) if proc.returncode == 0 else 0
+
+
+async def place_citizens(rate: float, calls: int) -> int:
+    async def one(index: int) -> bool:
+        await asyncio.sleep(index / rate)
+        result = await citizen_call(number=DIAL, port=NODES["12345"].sip_port,
+                                    caller=f"1390000{index:04d}", talk_s=None, timeout_s=25)
+        return result.ok
+
+    return sum(await asyncio.gather(*(one(i) for i in range(calls))))
 
 
 async def _press_and_wait(presser: Presser, call: Call) -> None:
@@ -436,6 +459,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=8,
                         choices=range(1, len(NODES["12345"].agents) + 1),
                         help="agents per platform (the lab has 8)")
+    parser.add_argument("--samples", type=Path, metavar="FILE",
+                        help="also write every call's timings as JSON Lines (for plots/tails)")
     args = parser.parse_args(argv)
     if args.rate is None:
         args.rate, args.calls = list(DEFAULT_RATES), args.calls or list(DEFAULT_CALLS)
@@ -450,6 +475,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--citizens"]:  # the load-generator child (see start_citizens)
+        print(asyncio.run(place_citizens(float(argv[1]), int(argv[2]))))
+        return 0
     args = parse_args(argv)
     lab = Lab()
     with lab.exclusive():
@@ -458,7 +487,21 @@ def main(argv: list[str] | None = None) -> int:
             lab.up(timeout=90)
         results = asyncio.run(bench(args.rate, args.calls, args.agents))
     print(report(results, args.agents))
+    if args.samples:
+        write_samples(args.samples, results)
     return 0
+
+
+def write_samples(path: Path, results: list[RateResult]) -> None:
+    """One JSON line per call: rate, path and the three press-to-X times in ms."""
+    with path.open("w") as out:
+        for result in results:
+            for call in result.calls:
+                out.write(json.dumps({
+                    "rate": result.rate, "path": call.path, "ticket_id": call.ticket_id,
+                    "pressed_at": call.pressed_at, "bridged_ms": call.press_to_bridged_ms,
+                    "executed_ms": call.press_to_transfer_ms, "reply_ms": call.press_to_ack_ms,
+                    "error": call.error}) + "\n")
 
 
 if __name__ == "__main__":

@@ -206,6 +206,7 @@ class RedisStore:
         batch_size: int = 1_000,
         pipeline_depth: int = 2,
         retry_delay: float = 0.5,
+        gather_delay: float = 0.005,
         timeline_maxlen: int = 10_000,
         ended_ttl: int = 7 * 24 * 3600,
         lag_sink: Callable[[list[float]], None] | None = None,
@@ -217,6 +218,10 @@ class RedisStore:
         self.batch_size = batch_size
         self.pipeline_depth = pipeline_depth  # batches sent and not yet answered, at most
         self.retry_delay = retry_delay
+        # After a quiet spell, wait this long before sending: one call's burst of
+        # AMI events (dozens at a transfer) then goes out as one EVAL, not one
+        # round trip per event on the loop that also serves key presses.
+        self.gather_delay = gather_delay
         self.timeline_maxlen = timeline_maxlen
         self.ended_ttl = ended_ttl
         self.dropped = 0
@@ -392,6 +397,8 @@ class RedisStore:
             if not self._buffer and not inflight:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                if self.gather_delay and len(self._buffer) < self.batch_size:
+                    await asyncio.sleep(self.gather_delay)
                 continue
             try:
                 while self._buffer and len(inflight) < self.pipeline_depth:

@@ -160,3 +160,37 @@ async def test_an_unreadable_reply_skips_that_batch_and_the_flusher_goes_on(rig)
     assert conn.disconnects == 1
     assert steps(conn.sent) == ["s0", "s1", "s2", "s2"]
     assert store._flusher is not None and not store._flusher.done()
+
+
+async def test_a_burst_after_a_quiet_spell_goes_out_as_one_batch():
+    """Writes enqueued one loop turn apart (an AMI burst, handled with a yield per
+    event) are gathered for `gather_delay` and sent in one EVAL, not one each."""
+    client = redis.Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True)
+    store = RedisStore(client, "unit-gather", batch_size=100, gather_delay=0.02)
+    conn = ScriptedConnection()
+    store._conn = conn
+    store.start()
+    await asyncio.sleep(0.001)  # the flusher is idle, waiting for a write
+    try:
+        for n in range(5):
+            store.append_timeline("T-1", f"s{n}", f"1.{n:06d}")
+            await asyncio.sleep(0)  # the pump yields between events
+        await until(lambda: len(conn.sent) == 1)
+        conn.answer()
+        await until(lambda: store.pending == 0)
+        assert [len(batch) for batch in conn.sent] == [5]
+
+        store.gather_delay = 0  # without gathering, the first write goes alone
+        for n in range(5, 8):
+            store.append_timeline("T-1", f"s{n}", f"1.{n:06d}")
+            await asyncio.sleep(0)
+        await until(lambda: len(conn.sent) >= 2)
+        conn.answer(3)
+        await until(lambda: store.pending == 0)
+        assert len(conn.sent[1]) < 3
+        assert steps(conn.sent) == [f"s{n}" for n in range(8)]
+    finally:
+        assert store._flusher is not None
+        store._flusher.cancel()
+        await asyncio.gather(store._flusher, return_exceptions=True)
+        await client.aclose()
