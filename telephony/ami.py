@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from panoramisk.actions import Action
 from panoramisk.message import Message
@@ -40,6 +41,51 @@ EOM = b"\r\n\r\n"  # end of one AMI message
 BANNER_PREFIX = "Asterisk Call Manager/"
 MAX_UNTERMINATED_BYTES = 1 << 20  # a peer that never ends a message is broken
 _FAILED_RESPONSES = frozenset({"error", "fail", "failure"})
+_EVENT_PREFIX = "Event: "
+_UNQUOTED = frozenset(Message.quoted_keys)  # headers panoramisk URL-unquotes
+_QUOTED_RE = re.compile("^(?:" + "|".join(map(re.escape, _UNQUOTED)) + "): ",
+                        re.IGNORECASE | re.MULTILINE)
+
+
+class AmiEvent(dict):
+    """One AMI event: its headers as a plain dict (wire case), plus the session.
+
+    Events are the bulk of AMI traffic, so they skip panoramisk's Message (a
+    case-insensitive dict filled header by header); replies still use Message.
+    """
+
+    __slots__ = ("manager",)
+
+    def __init__(self, headers: dict[str, Any]) -> None:
+        super().__init__(headers)
+        self.manager: Any = None
+
+
+def parse_event(block: str) -> dict[str, Any]:
+    """An event's headers, read as panoramisk's Message.from_line reads them.
+
+    "Key: value" lines; a repeated key (ChanVariable) becomes a list of its
+    values; lines without ": " are skipped; `Result` is URL-unquoted.
+    """
+    headers: dict[str, Any] = {}
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            old = headers.get(key)
+            if old is None:
+                headers[key] = value
+            elif type(old) is list:
+                old.append(value)
+            else:
+                headers[key] = [old, value]
+    if _QUOTED_RE.search(block):  # rare (AGI results): one regex scan instead of a test per line
+        for key, value in headers.items():
+            if key.lower() in _UNQUOTED:
+                headers[key] = ([unquote(v).strip() for v in value] if type(value) is list
+                                else unquote(value).strip())
+    return headers
+
+
 _ACTION_ID_RE = re.compile(r"^ActionID:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 
 Hook = Callable[["AmiSession"], Awaitable[None] | None]
@@ -179,6 +225,13 @@ class _AmiProtocol(asyncio.Protocol):
             self.version = banner[len(BANNER_PREFIX) :].strip()
         if not block:
             return
+        if block.startswith(_EVENT_PREFIX):
+            headers = parse_event(block)
+            own = headers.get("CommandID") or headers.get("ActionID")
+            if own is None or (own not in self.pending
+                               and headers.get("ActionID") not in self.pending):
+                self.session._on_event(AmiEvent(headers))
+                return
         message = Message.from_line(block)
         if message is None:
             match = _ACTION_ID_RE.search(block)
@@ -242,7 +295,7 @@ class AmiSession:
 
     Use `await start()`, `await wait_ready()`, then `send_action(...)` or the
     list helpers; consume events from `event_queue` (a bounded asyncio.Queue of
-    panoramisk Messages, each with `.manager` set to this session). `events`
+    AmiEvents, plain dicts each with `.manager` set to this session). `events`
     is the allow-list of event names (None: all).
     """
 
@@ -502,7 +555,7 @@ class AmiSession:
     def _on_connection_lost(self, protocol: _AmiProtocol, exc: Exception | None) -> None:
         self._declare_lost(protocol, "closed" if exc is None else "error")
 
-    def _on_event(self, message: Message) -> None:
+    def _on_event(self, message: Message | AmiEvent) -> None:
         name = message.get("Event", "")
         if self.allowed_events is not None and name not in self.allowed_events:
             self._m_filtered.inc()

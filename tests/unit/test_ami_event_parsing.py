@@ -1,0 +1,62 @@
+"""The AMI event fast path reads every recorded event exactly as panoramisk does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from panoramisk.message import Message
+
+from telephony.ami import AmiEvent, parse_event
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
+
+
+def wire(event: dict) -> str:
+    """An event as Asterisk sends it (without the final blank line)."""
+    lines = []
+    for key, value in event.items():
+        for one in value if isinstance(value, list) else [value]:
+            lines.append(f"{key}: {one}")
+    return "\r\n".join(lines)
+
+
+def recorded_events() -> list[dict]:
+    events = []
+    for path in sorted(FIXTURES.glob("lab_*.jsonl")):
+        with path.open() as lines:
+            events += [json.loads(line) for line in lines if line.strip()]
+    return events
+
+
+def panoramisk_reading(text: str) -> dict:
+    headers = dict(Message.from_line(text).items())
+    headers.pop("content", None)  # panoramisk's (empty) body slot, not a header
+    return headers
+
+
+def test_every_recorded_event_reads_the_same_as_with_panoramisk():
+    events = recorded_events()
+    assert len(events) > 1000  # the whole lab library, repeated ChanVariable lines included
+    assert any(isinstance(v, list) for e in events for v in e.values())
+    for event in events:
+        text = wire(event)
+        assert parse_event(text) == panoramisk_reading(text), text[:200]
+
+
+@pytest.mark.parametrize("text", [
+    "Event: AsyncAGIExec\r\nResult: 200%20result%3D1\r\nCommandId: 7",  # quoted key
+    "Event: X\r\nNoColonLine\r\nA: b: c\r\nEmpty: ",  # odd lines, ": " inside a value
+    "Event: X\r\nChanVariable: A=1\r\nChanVariable: B=2\r\nChanVariable: C=",  # repeats
+    "Event: Ünïcode\r\nCallerIDName: 张三",
+])
+def test_edge_lines_read_the_same_as_with_panoramisk(text):
+    assert parse_event(text) == panoramisk_reading(text)
+
+
+def test_an_event_is_a_plain_dict_that_carries_its_session():
+    event = AmiEvent(parse_event("Event: Hangup\r\nUniqueid: 1.2"))
+    event.manager = "session"
+    assert dict(event) == {"Event": "Hangup", "Uniqueid": "1.2"}
+    assert event.manager == "session"
