@@ -364,10 +364,16 @@ def fmt(ms: float) -> str:
     return f"{ms:.1f}"
 
 
+# (measure, title, what is checked). The issue's target (overhead and ratio) is on the
+# whole press -> bridged path. On press -> executed only the overhead is checked: its
+# raw floor is about 3 ms, so 1.3x would leave 1 ms for an HTTP request and a process
+# hop; its ratio is shown, not judged. The reply is informational.
 MEASURES = (
-    ("press_to_bridged_ms", "press -> caller bridged with the 110 agent (the benchmark)"),
-    ("press_to_transfer_ms", "press -> transfer executed (Asterisk's BlindTransfer event)"),
-    ("press_to_ack_ms", "press -> reply (HTTP 202 / BlindTransfer action reply)"),
+    ("press_to_bridged_ms", "press -> caller bridged with the 110 agent (the benchmark)",
+     "overhead and ratio"),
+    ("press_to_transfer_ms", "press -> transfer executed (Asterisk's BlindTransfer event)",
+     "overhead"),
+    ("press_to_ack_ms", "press -> reply (HTTP 202 / BlindTransfer action reply)", None),
 )
 
 
@@ -375,14 +381,14 @@ def report(results: list[RateResult], agents: int) -> str:
     """Markdown for BENCHMARKS.md: one table per measure, one row per rate."""
     lines = [f"Interleaved a/b per call, {agents} agents per platform, all times in ms. "
              f"Target: overhead p99 <= {MAX_OVERHEAD_MS:g} ms and ratio <= {MAX_RATIO:g} "
-             "(checked on press -> bridged and press -> transfer executed)."]
-    for measure, title in MEASURES:
+             "on press -> bridged; on press -> transfer executed the overhead alone."]
+    for measure, title, checked in MEASURES:
         lines += ["", f"**{title}**", "",
                   "| rate (calls/s) | n a/b | (a) service p50 / p99 | (b) raw p50 / p99 "
                   "| overhead p50 / p99 | ratio p50 / p99 | target met |",
                   "|---|---|---|---|---|---|---|"]
         for r in results:
-            lines.append(_row(r, measure, check=measure != "press_to_ack_ms"))
+            lines.append(_row(r, measure, checked))
     lines += ["", "| rate (calls/s) | calls placed | lost or not bridged in 10 s "
               "| SLA records missing | wall s | load avg |",
               "|---|---|---|---|---|---|"]
@@ -394,16 +400,17 @@ def report(results: list[RateResult], agents: int) -> str:
     return "\n".join(lines)
 
 
-def _row(r: RateResult, measure: str, *, check: bool) -> str:
+def _row(r: RateResult, measure: str, checked: str | None) -> str:
     a, b = r.samples("service", measure), r.samples("raw", measure)
     if len(a) < 2 or len(b) < 2:
         return f"| {r.rate:g} | {len(a)}/{len(b)} | - | - | - | - | too few samples |"
     p50, p99 = compare(a, b, 50), compare(a, b, 99)
     met = "-"
-    if check and not r.clean:
+    if checked and not r.clean:
         met = "no (calls lost)"  # saturated: the numbers time the queue, not the transfer
-    elif check:
-        met = "yes" if meets_target(p99, MAX_OVERHEAD_MS, MAX_RATIO) else "no"
+    elif checked:
+        max_ratio = MAX_RATIO if "ratio" in checked else float("inf")
+        met = "yes" if meets_target(p99, MAX_OVERHEAD_MS, max_ratio) else "no"
     return (f"| {r.rate:g} | {len(a)}/{len(b)} | {fmt(p50.service_ms)} / {fmt(p99.service_ms)} "
             f"| {fmt(p50.raw_ms)} / {fmt(p99.raw_ms)} "
             f"| {fmt(p50.overhead_ms)} / {fmt(p99.overhead_ms)} "

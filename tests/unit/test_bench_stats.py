@@ -125,3 +125,21 @@ def test_cli_defaults_and_rate_call_pairing() -> None:
     with pytest.raises(SystemExit):
         bt.parse_args(["--rate", "1", "--rate", "2", "--calls", "3", "--calls", "4",
                        "--calls", "5"])
+
+
+def test_executed_is_judged_on_overhead_alone_and_bridged_on_both() -> None:
+    # executed: service 5-6 ms vs raw 3 ms (overhead 2-3 ms, ratio ~1.8): met.
+    # bridged: 30-31 vs 28-29 ms: met. The same executed times with a 10 ms gap: not met.
+    result = bt.RateResult(1.0, 4, [_call("service", 5, 30), _call("raw", 3, 28),
+                                    _call("service", 6, 31), _call("raw", 3, 29)],
+                           citizens_ok=4, sla_missing=[], wall_s=4.0)
+    rows = [line for line in bt.report([result], agents=4).splitlines()
+            if line.startswith("| 1 | 2/2")]
+    verdicts = [row.rstrip(" |").rsplit("|", 1)[1].strip() for row in rows]
+    assert verdicts == ["yes", "yes"]  # bridged (ratio 1.07), executed (ratio 1.83: not judged)
+    slow = bt.RateResult(1.0, 4, [_call("service", 13, 30), _call("raw", 3, 28),
+                                  _call("service", 14, 31), _call("raw", 3, 29)],
+                         citizens_ok=4, sla_missing=[], wall_s=4.0)
+    rows = [line for line in bt.report([slow], agents=4).splitlines()
+            if line.startswith("| 1 | 2/2")]
+    assert rows[1].rstrip(" |").endswith("no")
