@@ -31,6 +31,13 @@ AMI_ACTION_SECONDS = Histogram(
     buckets=_FAST_BUCKETS,
     registry=REGISTRY,
 )
+HTTP_REQUEST_SECONDS = Histogram(
+    "hotline_http_request_seconds",
+    "HTTP API request handling, from the request read to the response ready.",
+    ["route", "status"],
+    buckets=_FAST_BUCKETS,
+    registry=REGISTRY,
+)
 AMI_ACTION_FAILURES = Counter(
     "hotline_ami_action_failures",
     "AMI actions that ended in timeout, disconnect, error or a malformed reply.",

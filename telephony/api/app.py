@@ -7,11 +7,12 @@ its state advances from AMI events (poll GET .../{op_id}). Errors are
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from telephony.api.body import read_json
 from telephony.api.tokens import TokenTable
@@ -20,6 +21,8 @@ from telephony.control.authz import Principal
 from telephony.control.controller import Controller
 from telephony.control.errors import ControlError, Forbidden, NotFound, Unprocessable
 from telephony.control.operation import Operation
+from telephony.metrics import HTTP_REQUEST_SECONDS
+from telephony.metrics import REGISTRY as HOTLINE_REGISTRY
 
 MAX_BODY_BYTES = 16 * 1024
 API = "/api/v1"
@@ -38,6 +41,22 @@ def error_response(status: int, code: str, message: str, **detail: Any) -> web.R
     if detail:
         body["detail"] = detail
     return web.json_response({"error": body}, status=status)
+
+
+@web.middleware
+async def timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Server-side handling time per route (the route's pattern: bounded labels)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        route = request.match_info.route.resource
+        HTTP_REQUEST_SECONDS.labels(
+            route=route.canonical if route is not None else "unmatched",
+            status=str(status)).observe(time.perf_counter() - started)
 
 
 @web.middleware
@@ -232,10 +251,10 @@ def create_app(controller: Controller, tokens: TokenTable, *,
                registry: CollectorRegistry | None = None,
                max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes,
-                          middlewares=[errors_middleware, auth_middleware])
+                          middlewares=[timing_middleware, errors_middleware, auth_middleware])
     app[CONTROLLER] = controller
     app[TOKENS] = tokens
-    app[REGISTRY_KEY] = registry if registry is not None else REGISTRY
+    app[REGISTRY_KEY] = registry if registry is not None else HOTLINE_REGISTRY
     r = app.router
     r.add_post(f"{API}/transfers", create_transfer)
     r.add_get(f"{API}/transfers/{{op_id}}", get_transfer, allow_head=False)

@@ -261,6 +261,16 @@ async def test_health_readiness_metrics(world: World) -> None:
     assert "hotline_test_probe_total 1.0" in await metrics.text()
 
 
+async def test_the_default_metrics_page_is_the_hotline_registry_with_request_timings() -> None:
+    w = World()
+    app = create_app(w.controller, w.tokens)  # as the service builds it
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await client.get("/api/v1/keys", headers=H_AGENT)
+        text = await (await client.get("/metrics")).text()
+    assert "# TYPE hotline_ami_connected gauge" in text
+    assert 'hotline_http_request_seconds_count{route="/api/v1/keys",status="200"}' in text
+
+
 async def test_unknown_route_is_json_404(world: World) -> None:
     resp = await world.client.get("/api/v1/nothing", headers=H_AGENT)
     assert await error_of(resp) == (404, "no_route")
