@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, cast
@@ -55,9 +55,12 @@ from telephony import metrics
 from telephony.logging import get_logger
 
 Record = Mapping[str, Any]
-# One buffered write as _APPLY_BATCH reads it: [command, key, ...] (command None:
-# merged into a later write, skipped). A list so a merge can void it in place.
-_Write = list[Any]
+# One buffered write as _APPLY_BATCH reads it: (command, key, ...). An HSET is a
+# list, so a later HSET of the same key can void it in place (command None: merged,
+# skipped); every other write is a tuple of strings, which the garbage collector
+# stops tracking after one look, so a backlog of them never lengthens a full collection.
+_Write = Sequence[Any]
+_HashWrite = list[Any]
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,8 @@ def _encode_value(value: Any, kind: type) -> str:
 _STEP_FIELDS = frozenset(("kind", "ts"))
 
 
-def timeline_write(key: str, kind: str, ts: str, record: Record | None) -> list[Any]:
-    """One XADD as the batch script reads it: ["xadd", key, field, value, ...].
+def timeline_write(key: str, kind: str, ts: str, record: Record | None) -> tuple[Any, ...]:
+    """One XADD as the batch script reads it: ("xadd", key, field, value, ...).
 
     Built flat in one pass (no intermediate dict): this runs for every domain
     event. The step's own `kind` and `ts` win over same-named record fields.
@@ -150,7 +153,7 @@ def timeline_write(key: str, kind: str, ts: str, record: Record | None) -> list[
                 value = _encode_value(value, kind_)
             append(field)
             append(value)
-    return write
+    return tuple(write)
 
 
 # Applies one flushed batch server-side. ARGV[1]: timeline maxlen; ARGV[2]: the
@@ -234,7 +237,7 @@ class RedisStore:
         self._buffer: deque[_Write] = deque()
         self._stamps: deque[float] = deque()
         # The buffered HSET of each hash key that a newer HSET may still merge into.
-        self._open_hashes: dict[str, _Write] = {}
+        self._open_hashes: dict[str, _HashWrite] = {}
         self._timeline_prefix = f"{self.keys.ns}:timeline:"
         self._inflight = 0
         self._conn: Any = None  # the flusher's own connection (ordered pipelining)
@@ -293,23 +296,23 @@ class RedisStore:
     def put_call(self, call_id: str, record: Record) -> None:
         """Upsert a live call and list it among live calls (for restart)."""
         self._put_hash(self.keys.call(call_id), encode_record(record))
-        self._enqueue(["sadd", self.keys.live_calls(), call_id])
+        self._enqueue(("sadd", self.keys.live_calls(), call_id))
 
     def put_leg(self, call_id: str, leg_id: str, record: Record) -> None:
         self._put_hash(self.keys.leg(leg_id), encode_record(record))
-        self._enqueue(["sadd", self.keys.call_legs(call_id), leg_id])
+        self._enqueue(("sadd", self.keys.call_legs(call_id), leg_id))
 
     def end_call(self, call_id: str, record: Record, leg_ids: Iterable[str] = ()) -> None:
         """Record the call's final state, drop it from live calls, let it expire later."""
         self._put_hash(self.keys.call(call_id), encode_record(record))
-        self._enqueue(["srem", self.keys.live_calls(), call_id])
+        self._enqueue(("srem", self.keys.live_calls(), call_id))
         ttl = str(self.ended_ttl)
         for key in (self.keys.call(call_id), self.keys.call_legs(call_id),
                     *(self.keys.leg(leg) for leg in leg_ids)):
             # A later HSET must not merge into one queued before this EXPIRE:
             # moved behind it, the EXPIRE could find no key yet and do nothing.
             self._open_hashes.pop(key, None)
-            self._enqueue(["expire", key, ttl])
+            self._enqueue(("expire", key, ttl))
 
     def append_timeline(
         self, ticket_id: str, kind: str, timestamp: str | float | int, record: Record | None = None
@@ -344,7 +347,7 @@ class RedisStore:
             older[0] = None  # the flusher skips it; it still counts until popped
             self.coalesced += 1
             fields = merged
-        write: _Write = ["hset", key, fields]
+        write: _HashWrite = ["hset", key, fields]
         self._open_hashes[key] = write
         self._enqueue(write)
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gc
 
-from telephony.lifecycle import settle_heap
+from telephony.lifecycle import GC_THRESHOLDS, settle_heap
 
 
 def test_settle_heap_moves_start_up_objects_out_of_the_collectors_sight():
     long_lived = [{"n": n} for n in range(1000)]  # e.g. a model built at start-up
+    thresholds = gc.get_threshold()
     try:
         settle_heap()
         assert gc.get_freeze_count() >= len(long_lived)
         assert not any(obj is long_lived for obj in gc.get_objects())  # no longer walked
+        assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)

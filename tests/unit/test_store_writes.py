@@ -48,7 +48,7 @@ def test_every_timeline_step_is_kept_in_order_with_its_asterisk_timestamp():
     assert store.coalesced == 0
     assert [(w[3], w[5]) for w in writes] == list(
         zip(["leg.ringing", "leg.ringing", "leg.answered"], stamps, strict=True))
-    assert all(w[:3] == ["xadd", "hl:unit:timeline:T-2", "kind"] for w in writes)
+    assert all(w[:3] == ("xadd", "hl:unit:timeline:T-2", "kind") for w in writes)
 
 
 def test_a_hash_write_after_its_expire_is_not_merged_across_it():
@@ -103,8 +103,17 @@ def test_timeline_write_encodes_values_as_strings_and_keeps_the_steps_own_kind_a
     write = timeline_write("k", "transfer.started", "1732848000.123456",
                            {"kind": "blind", "ts": "0", "gone": None, "ok": True,
                             "wait": 0.25, "peers": ["L-1", "坐席"], "n": 12345678901234567890})
-    assert write == ["xadd", "k", "kind", "transfer.started", "ts", "1732848000.123456",
+    assert write == ("xadd", "k", "kind", "transfer.started", "ts", "1732848000.123456",
                      "ok", "1", "wait", "0.25", "peers", '["L-1","坐席"]',
-                     "n", "12345678901234567890"]
+                     "n", "12345678901234567890")
     # What the batch script receives decodes back to the same strings.
-    assert json.loads(json.dumps([write])) == [write]
+    assert json.loads(json.dumps([write])) == [list(write)]
+
+
+def test_buffered_timeline_writes_leave_the_garbage_collectors_sight():
+    """A backlog of timeline steps must not lengthen every full collection."""
+    import gc
+
+    write = timeline_write("k", "leg.bridged", "1.000001", {"bridge": "b-1", "peers": ["L"]})
+    gc.collect()  # one look: a tuple of strings is then untracked
+    assert not gc.is_tracked(write)
