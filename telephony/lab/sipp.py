@@ -15,7 +15,7 @@ This module is the driver's one import point; the parts sit next to it, one conc
     sipp_xml       scenario XML fragments and key-press checks (pure)
     sipp_scenario  rendering the citizen and agent/desk scenarios; UasBehaviour
     sipp_process   free ports, the sipp command line, one child process
-    sipp_peers     citizen_call, SippAgent, SippDesk, uas_argv/desk_argv
+    sipp_peers     citizen_call, citizen_load, SippAgent, SippDesk, uas_argv/desk_argv
     sipp_cli       `hotline sipp call|agent|desk`
 
 See sip-sim/README.md for the scenarios and every option.
@@ -30,6 +30,7 @@ from telephony.lab.sipp_peers import (
     SippUas,
     UasResult,
     citizen_call,
+    citizen_load,
     desk_argv,
     uas_argv,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "UasOptions",
     "UasResult",
     "citizen_call",
+    "citizen_load",
     "desk_argv",
     "parse_headers",
     "parse_message_log",

@@ -25,6 +25,7 @@ from telephony.lab.sipp import (
     SippAgent,
     SippDesk,
     citizen_call,
+    citizen_load,
     desk_argv,
     pick_sip_port,
     read_messages,
@@ -346,3 +347,17 @@ def test_cli_agent_and_call(capsys: pytest.CaptureFixture[str]) -> None:
     assert seen["Call-ID"] == summary["call_id"]
     assert "calls: 1, answered: 1" in agent_out
     assert agent.returncode == 0
+
+
+async def test_a_load_of_calls_comes_from_one_sipp_paced_by_it() -> None:
+    """citizen_load: n calls at a rate from one process; one record per call."""
+    async with await SippAgent.start(port=pick_sip_port(), hangup_after_ms=300) as agent:
+        records = await citizen_load(number="12345", port=agent.port, rate=5, calls=4,
+                                     call_timeout_s=10)
+        await agent.wait_for_calls(4, ended=True)
+
+    assert len(records) == 4 and len({r.call_id for r in records}) == 4
+    assert all(r.answered and r.hangup_by == "far" for r in records)
+    started = sorted(r.invite.at for r in records)
+    # Paced by sipp at 5/s: about 0.2 s apart, not all at once.
+    assert 0.4 <= (started[-1] - started[0]).total_seconds() <= 1.5
