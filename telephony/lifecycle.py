@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import gc
 import signal
+import time
 from typing import Protocol
+
+from telephony.metrics import GC_PAUSE_SECONDS
 
 
 class Startable(Protocol):
@@ -49,3 +52,18 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    if _time_pauses not in gc.callbacks:
+        gc.callbacks.append(_time_pauses)
+
+
+_pause_started = 0.0
+
+
+def _time_pauses(phase: str, info: dict[str, int]) -> None:
+    """Every collection's pause, per generation: the loop stands still meanwhile."""
+    global _pause_started
+    if phase == "start":
+        _pause_started = time.perf_counter()
+    else:
+        GC_PAUSE_SECONDS.labels(generation=str(info["generation"])).observe(
+            time.perf_counter() - _pause_started)

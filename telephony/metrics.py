@@ -31,6 +31,13 @@ AMI_ACTION_SECONDS = Histogram(
     buckets=_FAST_BUCKETS,
     registry=REGISTRY,
 )
+GC_PAUSE_SECONDS = Histogram(
+    "hotline_gc_pause_seconds",
+    "Garbage-collector pauses of the service process (the event loop stands still).",
+    ["generation"],
+    buckets=_FAST_BUCKETS,
+    registry=REGISTRY,
+)
 HTTP_REQUEST_SECONDS = Histogram(
     "hotline_http_request_seconds",
     "HTTP API request handling, from the request read to the response ready.",

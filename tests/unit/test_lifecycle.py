@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+from telephony import metrics
 from telephony.lifecycle import GC_THRESHOLDS, settle_heap
 
 
@@ -18,3 +19,21 @@ def test_settle_heap_moves_start_up_objects_out_of_the_collectors_sight():
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_collector_pauses_are_timed_per_generation():
+    thresholds = gc.get_threshold()
+    try:
+        settle_heap()
+        count = pause_count("2")
+        gc.collect()
+        assert pause_count("2") == count + 1
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def pause_count(generation: str) -> float:
+    value = metrics.REGISTRY.get_sample_value("hotline_gc_pause_seconds_count",
+                                              {"generation": generation})
+    return value or 0.0
