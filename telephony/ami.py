@@ -65,7 +65,9 @@ def parse_event(block: str) -> dict[str, Any]:
     """An event's headers, read as panoramisk's Message.from_line reads them.
 
     "Key: value" lines; a repeated key (ChanVariable) becomes a list of its
-    values; lines without ": " are skipped; `Result` is URL-unquoted.
+    values; lines without ": " are skipped; `Result` is URL-unquoted. One
+    difference: the same header spelt in two letter cases in one event stays two
+    keys here, where panoramisk keeps the last; Asterisk never sends that.
     """
     headers: dict[str, Any] = {}
     for line in block.split("\r\n"):
