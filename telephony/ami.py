@@ -56,12 +56,12 @@ class AmiEvent(dict):
 
     __slots__ = ("manager",)
 
-    def __init__(self, headers: dict[str, Any]) -> None:
-        super().__init__(headers)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.manager: Any = None
 
 
-def parse_event(block: str) -> dict[str, Any]:
+def parse_event(block: str) -> AmiEvent:
     """An event's headers, read as panoramisk's Message.from_line reads them.
 
     "Key: value" lines; a repeated key (ChanVariable) becomes a list of its
@@ -69,7 +69,7 @@ def parse_event(block: str) -> dict[str, Any]:
     difference: the same header spelt in two letter cases in one event stays two
     keys here, where panoramisk keeps the last; Asterisk never sends that.
     """
-    headers: dict[str, Any] = {}
+    headers = AmiEvent()  # filled in place: an event is never copied on the way in
     for line in block.split("\r\n"):
         key, sep, value = line.partition(": ")
         if sep:
@@ -228,11 +228,11 @@ class _AmiProtocol(asyncio.Protocol):
         if not block:
             return
         if block.startswith(_EVENT_PREFIX):
-            headers = parse_event(block)
-            own = headers.get("CommandID") or headers.get("ActionID")
-            if own is None or (own not in self.pending
-                               and headers.get("ActionID") not in self.pending):
-                self.session._on_event(AmiEvent(headers))
+            event = parse_event(block)
+            # Part of a list reply (e.g. CoreShowChannel) only if its action is pending.
+            if not any(key in self.pending
+                       for key in (event.get("CommandID"), event.get("ActionID")) if key):
+                self.session._on_event(event)
                 return
         message = Message.from_line(block)
         if message is None:

@@ -235,7 +235,8 @@ class PlatformService:
         while True:
             message = await self.queue.get()
             try:
-                self.handle_event(dict(message))
+                # Events arrive as plain dicts (AmiEvent); only a stray Message is copied.
+                self.handle_event(message if isinstance(message, dict) else dict(message))
             except Exception:  # one bad event must never stop the pump
                 log.exception("service.event_failed", event=message.get("Event"))
             # Queue.get() does not yield while events are waiting, so a burst (a

@@ -59,7 +59,8 @@ def test_edge_lines_read_the_same_as_with_panoramisk(text):
 
 
 def test_an_event_is_a_plain_dict_that_carries_its_session():
-    event = AmiEvent(parse_event("Event: Hangup\r\nUniqueid: 1.2"))
+    event = parse_event("Event: Hangup\r\nUniqueid: 1.2")  # parsed straight into an AmiEvent
+    assert isinstance(event, AmiEvent) and event.manager is None
     event.manager = "session"
     assert dict(event) == {"Event": "Hangup", "Uniqueid": "1.2"}
     assert event.manager == "session"
