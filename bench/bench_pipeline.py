@@ -4,17 +4,24 @@
 
 Each AMI event goes through PlatformService.handle_event: tracker, SLA recorder,
 controller, and the write-behind store (timeline XADDs, live calls) to a real
-redis-server started on loopback. The stream is the real lab recordings,
-renumbered and interleaved (bench_tracker.build_stream), keeping only the
-events the service subscribes to (its AMI Filter drops the rest in Asterisk). Measured side by side
-in one run:
-  1. baseline: the same path with persistence off (the store never flushes);
-  2. burst: every event as fast as the process can, persistence on;
-  3. paced: events offered at each --rates value for --seconds; reported are the
-     rate achieved, the writes dropped by the bounded buffer, the
-     event -> Redis lag (enqueue to written) at p50/p99, the CPU time per event
-     of this process (producer + flusher) and of redis-server, and the load
-     average when the run ended (the machine is shared: read rates next to it).
+redis-server started on loopback. Two stores, side by side in one run:
+  * in-process: RedisStore builds and sends the writes on the service's loop
+    (the design before the writer process; `store_process=False`);
+  * writer process: the service only pickles facts to telephony.store_writer,
+    which builds and sends them (ProcessStore, the service's default).
+The stream is the real lab recordings, renumbered and interleaved
+(bench_tracker.build_stream), keeping only the events the service subscribes
+to (its AMI Filter drops the rest in Asterisk). Measured side by side in one run:
+  1. baseline: the in-process path with persistence off (the store never
+     flushes; the writes are still built);
+  2. burst: every event as fast as the process can, persistence on, per store;
+  3. paced: events offered at each --rates value for --seconds, per store;
+     reported are the rate achieved, the writes dropped by the bounded buffers,
+     the event -> Redis lag (buffered to written; with the writer process,
+     from the first write of its frame, so at most one frame_delay high) at
+     p50/p99, the CPU time per event of this process (producer + flusher), of
+     the writer process and of redis-server, and the load average when the
+     run ended (the machine is shared: read rates next to it).
 
 The garbage collector is set up as the service sets it up after start-up
 (telephony.lifecycle.settle_heap: freeze what exists, a larger young
@@ -31,7 +38,10 @@ import asyncio
 import os
 import statistics
 import sys
+import tempfile
 import time
+from array import array
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +55,51 @@ from redis.asyncio import Redis  # noqa: E402
 
 from telephony.lifecycle import settle_heap  # noqa: E402
 from telephony.service import AmiTarget, PlatformService, ServiceConfig  # noqa: E402
+from telephony.store import RedisStore  # noqa: E402
+from telephony.store_process import ProcessStore  # noqa: E402
 
 Event = dict[str, Any]
+STORES = ("in-process", "writer process")
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def make_service(url: str, lags: list[float] | None) -> PlatformService:
+def make_service(url: str, store: str = "in-process") -> PlatformService:
     config = ServiceConfig(
         platform="12345",
         # Never started: this bench feeds events directly, no Asterisk involved.
         ami=(AmiTarget("bench", "127.0.0.1", 1, "bench", "bench-secret"),),
-        redis_url=url, tokens={"tokens": []},
+        redis_url=url, tokens={"tokens": []}, store_process=store == "writer process",
     )
-    service = PlatformService(config)
-    if lags is not None:
-        service.store._lag_sink = lags.extend  # every write's enqueue->written lag
-    return service
+    return PlatformService(config)
+
+
+class Lags:
+    """Every write's buffered -> written lag, from either store."""
+
+    def __init__(self, service: PlatformService, workdir: str) -> None:
+        self.store = service.store
+        self.values: list[float] = []
+        self.path = os.path.join(workdir, f"lags-{id(self)}.f64")
+        if isinstance(self.store, ProcessStore):
+            self.store.lag_log = self.path  # the writer writes them there when it exits
+        else:
+            self.store._lag_sink = self.values.extend
+
+    def collect(self) -> list[float]:
+        if isinstance(self.store, ProcessStore) and os.path.exists(self.path):
+            values = array("d")
+            values.frombytes(Path(self.path).read_bytes())
+            self.values = values.tolist()
+        return self.values
+
+
+def writer_cpu_seconds(service: PlatformService) -> float:
+    """utime + stime of the store's writer process (0 for the in-process store)."""
+    proc = getattr(service.store, "_proc", None)
+    if proc is None:
+        return 0.0
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -70,7 +110,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 async def baseline(url: str, stream: list[Event]) -> float:
-    service = make_service(url, None)  # store not started: writes only fill the buffer
+    service = make_service(url)  # store not started: writes only fill the buffer
+    assert isinstance(service.store, RedisStore)
     service.store.max_buffer = len(stream) * 4
     t0 = time.perf_counter()
     for event in stream:
@@ -78,10 +119,10 @@ async def baseline(url: str, stream: list[Event]) -> float:
     return len(stream) / (time.perf_counter() - t0)
 
 
-async def burst(url: str, stream: list[Event]) -> tuple[float, float, int]:
-    lags: list[float] = []
-    service = make_service(url, lags)
+async def burst(url: str, stream: list[Event], store: str) -> tuple[float, float, int]:
+    service = make_service(url, store)
     service.store.start()
+    await service.store.flush()  # the writer process is up
     t0 = time.perf_counter()
     for n, event in enumerate(stream):
         service.handle_event(dict(event))
@@ -102,13 +143,24 @@ async def redis_cpu_seconds(url: str) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-async def paced(url: str, stream: list[Event], rate: int, seconds: float,
-                tick: float = 0.005) -> tuple[float, int, list[float], float, float]:
-    """(achieved/s, dropped, lags, CPU µs/event here, CPU µs/event in redis-server)."""
-    lags: list[float] = []
-    service = make_service(url, lags)
+@dataclass
+class Paced:
+    achieved: float
+    dropped: int
+    lags: list[float]
+    cpu_us: float  # per event, this process
+    writer_us: float  # per event, the writer process
+    redis_us: float  # per event, redis-server
+
+
+async def paced(url: str, stream: list[Event], rate: int, seconds: float, store: str,
+                workdir: str, tick: float = 0.005) -> Paced:
+    service = make_service(url, store)
+    lags = Lags(service, workdir)
     service.store.start()
+    await service.store.flush()  # the writer process is up
     redis_cpu = await redis_cpu_seconds(url)
+    writer_cpu = writer_cpu_seconds(service)
     cpu = time.process_time()
     started = time.perf_counter()
     fed = 0
@@ -121,41 +173,48 @@ async def paced(url: str, stream: list[Event], rate: int, seconds: float,
     elapsed = time.perf_counter() - started
     await service.store.flush()
     cpu = time.process_time() - cpu
+    writer_cpu = writer_cpu_seconds(service) - writer_cpu
     redis_cpu = await redis_cpu_seconds(url) - redis_cpu
-    dropped = service.store.dropped
     await service.store.close()
-    return fed / elapsed, dropped, lags, cpu / fed * 1e6, redis_cpu / fed * 1e6
+    dropped = service.store.dropped
+    return Paced(fed / elapsed, dropped, lags.collect(), cpu / fed * 1e6,
+                 writer_cpu / fed * 1e6, redis_cpu / fed * 1e6)
 
 
 async def run(args: argparse.Namespace) -> None:
     recorded = build_stream("lab_*", args.events)
     # What the service is sent: its AMI Filter keeps the rest on the Asterisk side,
     # so counting them here would inflate the rate with events it never sees.
-    wanted = make_service("redis://127.0.0.1:1/0", None).subscribed_events
+    wanted = make_service("redis://127.0.0.1:1/0").subscribed_events
     stream = [e for e in recorded if e.get("Event") in wanted]
     print(f"stream: {len(stream)} AMI events the service subscribes to "
           f"(of {len(recorded)} recorded; the rest are filtered out by Asterisk)")
     if not args.python_gc_defaults:
         settle_heap()  # as `hotline serve` does after start-up
-    with redis_server() as url:
+    stores = [s for s in STORES if s in args.stores]
+    with redis_server() as url, tempfile.TemporaryDirectory() as workdir:
         base = await baseline(url, stream)
-        fed_rate, end_rate, dropped = await burst(url, stream)
         print("\n| path | AMI events/s | vs baseline | writes dropped |")
         print("|---|---|---|---|")
-        print(f"| baseline: tracker+SLA+controller, no persistence | {base:,.0f} | 1.00x | - |")
-        print(f"| persistence on, burst (fed) | {fed_rate:,.0f} | {fed_rate / base:.2f}x "
-              f"| {dropped} |")
-        print(f"| persistence on, burst (until all in Redis) | {end_rate:,.0f} | "
-              f"{end_rate / base:.2f}x | {dropped} |")
-        print("\n| offered events/s | achieved | dropped writes | lag p50 ms | lag p99 ms "
-              "| CPU µs/event (service) | CPU µs/event (redis) | load avg 1 min |")
-        print("|---|---|---|---|---|---|---|---|")
+        print(f"| baseline: tracker+SLA+controller+write building, no persistence | "
+              f"{base:,.0f} | 1.00x | - |")
+        for store in stores:
+            fed_rate, end_rate, dropped = await burst(url, stream, store)
+            print(f"| {store}: burst (fed) | {fed_rate:,.0f} | {fed_rate / base:.2f}x "
+                  f"| {dropped} |")
+            print(f"| {store}: burst (until all in Redis) | {end_rate:,.0f} | "
+                  f"{end_rate / base:.2f}x | {dropped} |", flush=True)
+        print("\n| store | offered events/s | achieved | dropped writes | lag p50 ms "
+              "| lag p99 ms | CPU µs/event (service) | (writer) | (redis) | load avg 1 min |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for rate in args.rates:
-            achieved, dropped, lags, cpu, redis_cpu = await paced(url, stream, rate,
-                                                                  args.seconds)
-            print(f"| {rate:,} | {achieved:,.0f} | {dropped} | "
-                  f"{percentile(lags, 50) * 1000:.1f} | {percentile(lags, 99) * 1000:.1f} | "
-                  f"{cpu:.1f} | {redis_cpu:.1f} | {os.getloadavg()[0]:.2f} |", flush=True)
+            for store in stores:  # alternating, so both see the same machine
+                r = await paced(url, stream, rate, args.seconds, store, workdir)
+                print(f"| {store} | {rate:,} | {r.achieved:,.0f} | {r.dropped} | "
+                      f"{percentile(r.lags, 50) * 1000:.1f} | "
+                      f"{percentile(r.lags, 99) * 1000:.1f} | {r.cpu_us:.1f} | "
+                      f"{r.writer_us:.1f} | {r.redis_us:.1f} | {os.getloadavg()[0]:.2f} |",
+                      flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rates", type=int, nargs="+", default=[10_000, 25_000, 50_000])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--stores", nargs="+", choices=STORES, default=list(STORES))
     parser.add_argument("--python-gc-defaults", action="store_true",
                         help="skip the service's GC set-up (freeze, young generation size)")
     args = parser.parse_args(argv)

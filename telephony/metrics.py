@@ -102,6 +102,12 @@ STORE_WRITE_LAG = Histogram(
     buckets=_FAST_BUCKETS,
     registry=REGISTRY,
 )
+STORE_WRITER_RESTARTS = Counter(
+    "hotline_store_writer_restarts",
+    "Times the store's writer process exited and a new one was started.",
+    ["platform"],
+    registry=REGISTRY,
+)
 STORE_FLUSH_ERRORS = Counter(
     "hotline_store_flush_errors",
     "Pipeline flushes that failed and were retried.",

@@ -40,12 +40,13 @@ from telephony.control.controller import FED_EVENTS, Controller
 from telephony.control.observe import SetupTimeRecorder
 from telephony.control.targets import TargetPolicy
 from telephony.directory import TrackerDirectory
-from telephony.domain_events import CALL_ENDED, CALL_STARTED, DomainEvent
+from telephony.fact_writes import CALL_BOUNDS
 from telephony.lab.topology import HOST, NODES
 from telephony.lifecycle import run_until_signal
 from telephony.logging import get_logger
 from telephony.sla import SlaRecorder, timeline
 from telephony.store import RedisStore
+from telephony.store_process import ProcessStore
 from telephony.tracker import Tracker
 
 log = get_logger("telephony.service")
@@ -71,6 +72,9 @@ class ServiceConfig:
     fastagi_host: str = HOST
     fastagi_port: int = 0
     ivr: IvrSettings = field(default_factory=IvrSettings)
+    # Build and send the Redis writes in a writer process (telephony.store_process),
+    # off the event loop; False keeps them in this process (RedisStore).
+    store_process: bool = True
 
     @classmethod
     def from_env(cls, platform: str, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -115,10 +119,14 @@ class AmiSender:
             raise TimeoutError(str(exc)) from exc
 
 
+# Either store takes the same buffered writes; the service uses one of them.
+Store = RedisStore | ProcessStore
+
+
 class RedisOpStore:
     """Controller's OpStore: operation records in Redis (write-behind)."""
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._recent: dict[str, dict[str, Any]] = {}
         self._steps_on_timeline: dict[str, int] = {}
@@ -152,7 +160,7 @@ class RedisOpStore:
 class RedisTicketSink:
     """IVR tickets (callback requests, self-service) into the ticket store and timeline."""
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     async def record(self, ticket: IvrTicket) -> None:
@@ -170,7 +178,9 @@ class PlatformService:
         node = NODES[config.platform]
         self.tracker = Tracker()
         self.sla = SlaRecorder()
-        self.store = RedisStore.from_url(config.redis_url, config.platform)
+        self.store: Store = (ProcessStore(config.redis_url, config.platform)
+                             if config.store_process
+                             else RedisStore.from_url(config.redis_url, config.platform))
         self.queue: asyncio.Queue[Any] = asyncio.Queue(50_000)
         # Only the events someone reads: the tracker's, the controller's, and the key presses.
         # Asterisk filters the rest out (AMI Filter): they never reach handle_event.
@@ -246,30 +256,15 @@ class PlatformService:
                 await asyncio.sleep(0)
 
     def handle_event(self, event: dict[str, Any]) -> None:
+        add_fact = self.store.add_fact
         for fact in self.tracker.feed(event):
             self.sla.apply(fact)
-            self._persist(fact)
+            add_fact(fact)  # its timeline step and call record (telephony.fact_writes)
+            if fact.kind in CALL_BOUNDS:
+                self._active_gauge.set(len(self.tracker.calls))
         self.controller.on_event(event)
         if event.get("Event") == "UserEvent" and keys.from_user_event(event) is not None:
             self._spawn(keys.on_user_event(self.controller, event))
-
-    def _persist(self, fact: DomainEvent) -> None:
-        if fact.ticket_id:
-            # One dict per step (this runs for every fact); the store skips a "ts" field.
-            record = {"call_id": fact.call_id or "", "leg": fact.leg or ""}
-            data = fact.data
-            if data:
-                record.update(data)
-                if "kind" in data:  # the fact's own kind (e.g. the transfer kind) is kept
-                    record["detail_kind"] = record.pop("kind")
-            self.store.append_timeline(fact.ticket_id, fact.kind, f"{fact.ts:.6f}", record)
-        if fact.kind == CALL_STARTED and fact.call_id:
-            self.store.put_call(fact.call_id, {"started": fact.ts, "platform": self.platform,
-                                               "ticket_id": fact.ticket_id or ""})
-            self._active_gauge.set(len(self.tracker.calls))
-        elif fact.kind == CALL_ENDED and fact.call_id:
-            self.store.end_call(fact.call_id, {"ended": fact.ts, **(fact.data or {})})
-            self._active_gauge.set(len(self.tracker.calls))
 
     def sla_timeline(self, *, ticket_id: str | None = None,
                      call_id: str | None = None) -> dict[str, Any] | None:

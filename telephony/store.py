@@ -52,6 +52,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from telephony import metrics
+from telephony.fact_writes import persist_fact
 from telephony.logging import get_logger
 
 Record = Mapping[str, Any]
@@ -197,7 +198,91 @@ def batch_json(batch: Iterable[_Write]) -> str:
     return _to_json(batch if isinstance(batch, list) else list(batch))
 
 
-class RedisStore:
+def redis_client(url: str) -> redis.Redis:
+    # A socket timeout turns a hung Redis into an error the flusher retries.
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5,
+                                socket_connect_timeout=5)
+
+
+class RedisReads:
+    """The awaited side of one platform's store: operation claims and reads, straight to Redis.
+
+    Shared by the in-process RedisStore and the service's ProcessStore, whose
+    writes go through a writer process instead (telephony.store_process).
+    """
+
+    def __init__(self, client: redis.Redis, platform: str) -> None:
+        self.redis = client
+        self.platform = platform
+        self.keys = Keys(platform)
+
+    # --- awaited, atomic ---------------------------------------------------------
+    async def claim_op(self, op_id: str, idempotency_key: str, record: Record,
+                       key_ttl: int = 24 * 3600) -> OpClaim:
+        """Create operation `op_id` unless `idempotency_key` already belongs to one."""
+        key = self.keys.op_key(idempotency_key)
+        if await self.redis.set(key, op_id, nx=True, ex=key_ttl):
+            fields = {"op_id": op_id, "idempotency_key": idempotency_key,
+                      **encode_record(record)}
+            await self.redis.hset(self.keys.op(op_id), mapping=dict(fields))  # type: ignore[arg-type]
+            return OpClaim(op_id, created=True)
+        owner = await self.redis.get(key)
+        return OpClaim(str(owner), created=False)
+
+    # --- reads (direct; buffered writes become visible after they flush) ---------
+    async def get_ticket(self, ticket_id: str) -> dict[str, str] | None:
+        return await self._hash(self.keys.ticket(ticket_id))
+
+    async def get_call(self, call_id: str) -> dict[str, str] | None:
+        return await self._hash(self.keys.call(call_id))
+
+    async def get_leg(self, leg_id: str) -> dict[str, str] | None:
+        return await self._hash(self.keys.leg(leg_id))
+
+    async def get_op(self, op_id: str) -> dict[str, str] | None:
+        return await self._hash(self.keys.op(op_id))
+
+    async def find_op_by_key(self, idempotency_key: str) -> dict[str, str] | None:
+        op_id = await self.redis.get(self.keys.op_key(idempotency_key))
+        return await self.get_op(str(op_id)) if op_id else None
+
+    async def timeline(
+        self, ticket_id: str, start: str = "-", count: int = 1000
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Timeline entries from stream id `start` on (inclusive), oldest first."""
+        # The client decodes responses (decode_responses=True): str, not bytes.
+        entries = await self.redis.xrange(self.keys.timeline(ticket_id), min=start, count=count)
+        return cast(list[tuple[str, dict[str, str]]], entries)
+
+    async def live_call_ids(self) -> set[str]:
+        return {str(m) for m in await self.redis.smembers(self.keys.live_calls())}
+
+    async def live_calls(self) -> dict[str, dict[str, Any]]:
+        """Every live call with its legs: {call_id: {**call, "legs": {leg_id: leg}}}."""
+        call_ids = sorted(await self.live_call_ids())
+        pipe = self.redis.pipeline(transaction=False)
+        for call_id in call_ids:
+            pipe.hgetall(self.keys.call(call_id))
+            pipe.smembers(self.keys.call_legs(call_id))
+        replies = await pipe.execute() if call_ids else []
+        records = replies[0::2]
+        leg_ids = [sorted(ids) for ids in replies[1::2]]
+        pipe = self.redis.pipeline(transaction=False)
+        for ids in leg_ids:
+            for leg_id in ids:
+                pipe.hgetall(self.keys.leg(leg_id))
+        legs = iter(await pipe.execute() if any(leg_ids) else [])
+        return {
+            call_id: {**record, "legs": {leg_id: next(legs) for leg_id in ids}}
+            for call_id, record, ids in zip(call_ids, records, leg_ids, strict=True)
+        }
+
+    async def _hash(self, key: str) -> dict[str, str] | None:
+        record = cast(dict[str, str], await self.redis.hgetall(key))
+        return record or None
+
+
+class RedisStore(RedisReads):
     """Write-behind Redis persistence for one platform."""
 
     def __init__(
@@ -214,9 +299,7 @@ class RedisStore:
         ended_ttl: int = 7 * 24 * 3600,
         lag_sink: Callable[[list[float]], None] | None = None,
     ):
-        self.redis = client
-        self.platform = platform
-        self.keys = Keys(platform)
+        super().__init__(client, platform)
         self.max_buffer = max_buffer
         self.batch_size = batch_size
         self.pipeline_depth = pipeline_depth  # batches sent and not yet answered, at most
@@ -231,7 +314,15 @@ class RedisStore:
         self.written = 0
         self.coalesced = 0  # hash writes merged into a later write of the same key
         self.rejected = 0  # writes Redis refused (bad type...), logged and skipped
+        self.flush_errors = 0  # flushes that failed and were retried
+        # When a list, each batch's lag (its oldest write) is appended: the writer
+        # process forwards them to the service's histogram.
+        self.batch_lags: list[float] | None = None
         self._lag_sink = lag_sink  # gets every write's lag; for benchmarks
+        # When set, writes are stamped with this time instead of now: the writer
+        # process sets when its frame of writes left the service, so the lag
+        # covers the hop between the processes too.
+        self.stamp: float | None = None
         # Writes waiting to be sent, oldest first, and when each was enqueued
         # (two deques in step: the stamp never has to be cut out of the payload).
         self._buffer: deque[_Write] = deque()
@@ -251,11 +342,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, platform: str, **kwargs: Any) -> RedisStore:
-        # A socket timeout turns a hung Redis into an error the flusher retries.
-        client = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-        )
-        return cls(client, platform, **kwargs)
+        return cls(redis_client(url), platform, **kwargs)
 
     # --- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -330,6 +417,10 @@ class RedisStore:
     def update_op(self, op_id: str, record: Record) -> None:
         self._put_hash(self.keys.op(op_id), encode_record(record))
 
+    def add_fact(self, fact: Sequence[Any]) -> None:
+        """The writes of one domain fact (telephony.fact_writes), buffered here."""
+        persist_fact(self, fact)
+
     def _put_hash(self, key: str, fields: dict[str, str]) -> None:
         """HSET, merged with a still-buffered HSET of the same key if there is one.
 
@@ -356,7 +447,8 @@ class RedisStore:
         if len(buffer) >= self.max_buffer:
             self._drop_oldest()
         buffer.append(write)
-        self._stamps.append(perf_counter())
+        stamp = self.stamp
+        self._stamps.append(perf_counter() if stamp is None else stamp)
         if not self._wakeup.is_set():
             self._wakeup.set()
 
@@ -420,6 +512,7 @@ class RedisStore:
                     self._requeue(*inflight.pop())  # newest first: oldest ends in front
                 self._inflight = 0
                 await self._reset_connection()
+                self.flush_errors += 1
                 self._m_errors.inc()
                 self.log.warning("store_flush_failed", error=repr(exc), batch=retried,
                                  pending=len(self._buffer))
@@ -478,6 +571,8 @@ class RedisStore:
         now = perf_counter()
         self.written += len(batch)
         self._m_lag.observe(now - times[0])  # the oldest write in the batch
+        if self.batch_lags is not None:
+            self.batch_lags.append(now - times[0])
         if self._lag_sink is not None:
             self._lag_sink([now - stamp for stamp in times])
 
@@ -504,68 +599,3 @@ class RedisStore:
         while self._buffer or self._inflight:
             self._wakeup.set()
             await asyncio.sleep(0.005)
-
-    # --- awaited, atomic ---------------------------------------------------------
-    async def claim_op(self, op_id: str, idempotency_key: str, record: Record,
-                       key_ttl: int = 24 * 3600) -> OpClaim:
-        """Create operation `op_id` unless `idempotency_key` already belongs to one."""
-        key = self.keys.op_key(idempotency_key)
-        if await self.redis.set(key, op_id, nx=True, ex=key_ttl):
-            fields = {"op_id": op_id, "idempotency_key": idempotency_key,
-                      **encode_record(record)}
-            await self.redis.hset(self.keys.op(op_id), mapping=dict(fields))  # type: ignore[arg-type]
-            return OpClaim(op_id, created=True)
-        owner = await self.redis.get(key)
-        return OpClaim(str(owner), created=False)
-
-    # --- reads (direct; buffered writes become visible after they flush) ---------
-    async def get_ticket(self, ticket_id: str) -> dict[str, str] | None:
-        return await self._hash(self.keys.ticket(ticket_id))
-
-    async def get_call(self, call_id: str) -> dict[str, str] | None:
-        return await self._hash(self.keys.call(call_id))
-
-    async def get_leg(self, leg_id: str) -> dict[str, str] | None:
-        return await self._hash(self.keys.leg(leg_id))
-
-    async def get_op(self, op_id: str) -> dict[str, str] | None:
-        return await self._hash(self.keys.op(op_id))
-
-    async def find_op_by_key(self, idempotency_key: str) -> dict[str, str] | None:
-        op_id = await self.redis.get(self.keys.op_key(idempotency_key))
-        return await self.get_op(str(op_id)) if op_id else None
-
-    async def timeline(
-        self, ticket_id: str, start: str = "-", count: int = 1000
-    ) -> list[tuple[str, dict[str, str]]]:
-        """Timeline entries from stream id `start` on (inclusive), oldest first."""
-        # The client decodes responses (decode_responses=True): str, not bytes.
-        entries = await self.redis.xrange(self.keys.timeline(ticket_id), min=start, count=count)
-        return cast(list[tuple[str, dict[str, str]]], entries)
-
-    async def live_call_ids(self) -> set[str]:
-        return {str(m) for m in await self.redis.smembers(self.keys.live_calls())}
-
-    async def live_calls(self) -> dict[str, dict[str, Any]]:
-        """Every live call with its legs: {call_id: {**call, "legs": {leg_id: leg}}}."""
-        call_ids = sorted(await self.live_call_ids())
-        pipe = self.redis.pipeline(transaction=False)
-        for call_id in call_ids:
-            pipe.hgetall(self.keys.call(call_id))
-            pipe.smembers(self.keys.call_legs(call_id))
-        replies = await pipe.execute() if call_ids else []
-        records = replies[0::2]
-        leg_ids = [sorted(ids) for ids in replies[1::2]]
-        pipe = self.redis.pipeline(transaction=False)
-        for ids in leg_ids:
-            for leg_id in ids:
-                pipe.hgetall(self.keys.leg(leg_id))
-        legs = iter(await pipe.execute() if any(leg_ids) else [])
-        return {
-            call_id: {**record, "legs": {leg_id: next(legs) for leg_id in ids}}
-            for call_id, record, ids in zip(call_ids, records, leg_ids, strict=True)
-        }
-
-    async def _hash(self, key: str) -> dict[str, str] | None:
-        record = cast(dict[str, str], await self.redis.hgetall(key))
-        return record or None

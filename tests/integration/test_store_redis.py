@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
@@ -17,39 +14,6 @@ from telephony import metrics
 from telephony.store import RedisStore
 
 pytestmark = pytest.mark.integration
-
-REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path):
-    """A private redis-server (no persistence) for one test; yields its URL and process."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
-         "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not listen"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    os.kill(proc.pid, signal.SIGCONT)  # in case a test left it stopped
-    proc.terminate()
-    proc.wait(10)
-
 
 @pytest.fixture
 async def store(redis_server):

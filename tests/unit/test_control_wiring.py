@@ -124,22 +124,3 @@ async def test_a_cut_off_action_is_a_connection_or_timeout_error(
     sender = AmiSender(FakeSession(raised))  # type: ignore[arg-type]
     with pytest.raises(expected):
         await sender.send({"Action": "BlindTransfer"})
-
-
-def test_a_fact_becomes_one_timeline_step_with_its_own_kind_kept() -> None:
-    from telephony.domain_events import DomainEvent
-    from telephony.service import AmiTarget, PlatformService, ServiceConfig
-
-    service = PlatformService(ServiceConfig(
-        platform="12345", ami=(AmiTarget("n", "127.0.0.1", 1, "u", "secret-123"),),
-        redis_url="redis://127.0.0.1:1/0", tokens={"tokens": []}))
-    spy = TimelineSpy()
-    service.store = spy  # type: ignore[assignment]
-    fact = DomainEvent("transfer.started", 1732848000.25, call_id="c1", ticket_id="T-1",
-                       leg="u1", data={"kind": "blind", "ts": 9.0, "target": "110"})
-    service._persist(fact)
-    service._persist(fact._replace(ticket_id=None))  # no ticket: no timeline step
-    assert spy.timeline == [("T-1", "transfer.started", "1732848000.250000",
-                             {"call_id": "c1", "leg": "u1", "ts": 9.0, "target": "110",
-                              "detail_kind": "blind"})]
-    assert fact.data == {"kind": "blind", "ts": 9.0, "target": "110"}  # not mutated
