@@ -354,6 +354,25 @@ async def _ready(port: int) -> bool:
         return False
 
 
+async def stalls(http: aiohttp.ClientSession) -> str:
+    """The 12345 service's own account of its loop stalls and GC pauses so far (/metrics)."""
+    async with http.get(f"http://{HOST}:{NODES['12345'].http_port}/metrics") as reply:
+        text = await reply.text()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith(("hotline_event_loop_lag_seconds", "hotline_gc_pause_seconds")):
+            samples[name.replace('"', "")] = float(value)
+    lag = "hotline_event_loop_lag_seconds"
+    total = samples.get(f"{lag}_count", 0.0)
+    late = [total - samples.get(f"{lag}_bucket{{le={ms / 1000}}}", total) for ms in (10, 25, 50)]
+    pauses = [f"gen{g} {samples.get(f'hotline_gc_pause_seconds_count{{generation={g}}}', 0):.0f}"
+              f" ({samples.get(f'hotline_gc_pause_seconds_sum{{generation={g}}}', 0) * 1e3:.0f}"
+              " ms)" for g in "012"]
+    return (f"loop timers late > 10/25/50 ms: {late[0]:.0f}/{late[1]:.0f}/{late[2]:.0f} "
+            f"of {total:.0f}; GC pauses {', '.join(pauses)}")
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -449,6 +468,7 @@ async def bench(rates: list[float], calls: list[int], agents: int) -> list[RateR
                   f"SLA missing {len(result.sla_missing)}, errors {errors[:3]}",
                   file=sys.stderr, flush=True)
             results.append(result)
+            print(f"[bench]   service12345: {await stalls(http)}", file=sys.stderr, flush=True)
             await asyncio.sleep(2)  # let the last calls end before the next rate
     await redis.aclose()
     return results

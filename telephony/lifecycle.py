@@ -9,7 +9,8 @@ import signal
 import time
 from typing import Protocol
 
-from telephony.metrics import GC_PAUSE_SECONDS
+from telephony.logging import get_logger
+from telephony.metrics import EVENT_LOOP_LAG_SECONDS, GC_PAUSE_SECONDS
 
 
 class Startable(Protocol):
@@ -26,9 +27,11 @@ async def run_until_signal(server: Startable) -> None:
             loop.add_signal_handler(sig, stop.set)
     await server.start()
     settle_heap()
+    watcher = asyncio.create_task(watch_loop_lag(), name="loop-lag")
     try:
         await stop.wait()
     finally:
+        watcher.cancel()
         await server.stop()
 
 
@@ -57,13 +60,34 @@ def settle_heap() -> None:
 
 
 _pause_started = 0.0
+_last_pause = (0.0, 0.0, -1)  # (started, lasted, generation) of the latest collection
 
 
 def _time_pauses(phase: str, info: dict[str, int]) -> None:
     """Every collection's pause, per generation: the loop stands still meanwhile."""
-    global _pause_started
+    global _pause_started, _last_pause
     if phase == "start":
         _pause_started = time.perf_counter()
     else:
-        GC_PAUSE_SECONDS.labels(generation=str(info["generation"])).observe(
-            time.perf_counter() - _pause_started)
+        lasted = time.perf_counter() - _pause_started
+        GC_PAUSE_SECONDS.labels(generation=str(info["generation"])).observe(lasted)
+        _last_pause = (_pause_started, lasted, info["generation"])
+
+
+async def watch_loop_lag(interval: float = 0.01, stall: float = 0.05) -> None:
+    """Export how late a short timer fires, and log each stall with the collector's part.
+
+    A key press lands in the same loop: a stall here is latency on the press.
+    """
+    log = get_logger("telephony.lifecycle")
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        late = loop.time() - due
+        EVENT_LOOP_LAG_SECONDS.observe(max(late, 0.0))
+        if late > stall:
+            started, lasted, generation = _last_pause
+            in_gc = lasted if time.perf_counter() - started < late + interval else 0.0
+            log.warning("loop.stalled", late_ms=round(late * 1000, 1),
+                        gc_ms=round(in_gc * 1000, 1), gc_generation=generation)

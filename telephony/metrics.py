@@ -38,6 +38,12 @@ GC_PAUSE_SECONDS = Histogram(
     buckets=_FAST_BUCKETS,
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG_SECONDS = Histogram(
+    "hotline_event_loop_lag_seconds",
+    "How late a 10 ms timer on the service's event loop fired: what a key press may wait.",
+    buckets=_FAST_BUCKETS,
+    registry=REGISTRY,
+)
 HTTP_REQUEST_SECONDS = Histogram(
     "hotline_http_request_seconds",
     "HTTP API request handling, from the request read to the response ready.",

@@ -37,3 +37,31 @@ def pause_count(generation: str) -> float:
     value = metrics.REGISTRY.get_sample_value("hotline_gc_pause_seconds_count",
                                               {"generation": generation})
     return value or 0.0
+
+
+async def test_a_blocked_loop_is_measured_and_logged_as_a_stall(capsys):
+    import asyncio
+    import time
+
+    from telephony.lifecycle import watch_loop_lag
+    from telephony.logging import configure_logging
+
+    configure_logging("INFO")
+    before = metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_count") or 0.0
+    slow_before = slow_count()
+    watcher = asyncio.create_task(watch_loop_lag(interval=0.005, stall=0.05))
+    await asyncio.sleep(0.02)
+    time.sleep(0.12)  # a callback that holds the loop
+    await asyncio.sleep(0.02)
+    watcher.cancel()
+    assert (metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_count")
+            or 0.0) > before + 2
+    assert slow_count() == slow_before + 1  # one timer fired more than 100 ms late
+    assert '"event": "loop.stalled"' in capsys.readouterr().err
+
+
+def slow_count() -> float:
+    total = metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_count") or 0.0
+    fast = metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_bucket",
+                                             {"le": "0.1"}) or 0.0
+    return total - fast
