@@ -40,7 +40,7 @@ GC_PAUSE_SECONDS = Histogram(
 )
 EVENT_LOOP_LAG_SECONDS = Histogram(
     "hotline_event_loop_lag_seconds",
-    "How late a 10 ms timer on the service's event loop fired: what a key press may wait.",
+    "How late a 50 ms timer on the service's event loop fired: what a key press may wait.",
     buckets=_FAST_BUCKETS,
     registry=REGISTRY,
 )

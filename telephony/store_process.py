@@ -1,7 +1,7 @@
 """The service's store: writes go to a writer process, reads and claims straight to Redis.
 
 The event path only buffers facts and store calls as plain tuples (a few
-hundred ns each). Every `frame_delay` the buffer is pickled into one frame and
+hundred ns each). Every `frame_delay` (5 ms) the buffer is pickled into one frame and
 written to the writer process (telephony.store_writer), which builds the Redis
 writes and sends them, on the other core. Measured by bench/bench_pipeline.py
 against the same store run in-process.
@@ -44,13 +44,14 @@ _REPLY_LIMIT = 1 << 20  # longest reply line read; the writer sends at most MAX_
 
 class ProcessStore(RedisReads):
     def __init__(self, url: str, platform: str, *, max_pending: int = 100_000,
-                 frame_delay: float = 0.002, restart_delay: float = 0.5,
+                 frame_delay: float = 0.005, restart_delay: float = 0.5,
                  writer_max_buffer: int = 100_000, lag_log: str | None = None) -> None:
         super().__init__(redis_client(url), platform)
         self.url = url
         self.max_pending = max_pending
         # Gather this long after the first write of a frame: at 50,000 events/s
-        # a frame holds about 100 facts, one pickle and one pipe write.
+        # a frame holds about 250 facts, one pickle and one pipe write, and at
+        # low rates one call's burst of events is one frame, not one per event.
         self.frame_delay = frame_delay
         self.restart_delay = restart_delay
         self.writer_max_buffer = writer_max_buffer

@@ -39,14 +39,16 @@ def pause_count(generation: str) -> float:
     return value or 0.0
 
 
-async def test_a_blocked_loop_is_measured_and_logged_as_a_stall(capsys):
+async def test_a_blocked_loop_is_measured_and_logged_as_a_stall():
     import asyncio
+    import io
     import time
 
     from telephony.lifecycle import watch_loop_lag
     from telephony.logging import configure_logging
 
-    configure_logging("INFO")
+    logged = io.StringIO()
+    configure_logging("INFO", logged)
     before = metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_count") or 0.0
     slow_before = slow_count()
     watcher = asyncio.create_task(watch_loop_lag(interval=0.005, stall=0.05))
@@ -57,7 +59,7 @@ async def test_a_blocked_loop_is_measured_and_logged_as_a_stall(capsys):
     assert (metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_count")
             or 0.0) > before + 2
     assert slow_count() == slow_before + 1  # one timer fired more than 100 ms late
-    assert '"event": "loop.stalled"' in capsys.readouterr().err
+    assert '"event": "loop.stalled"' in logged.getvalue()
 
 
 def slow_count() -> float:
