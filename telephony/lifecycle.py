@@ -59,19 +59,27 @@ def settle_heap() -> None:
         gc.callbacks.append(_time_pauses)
 
 
-_pause_started = 0.0
+_pause_started = (0.0, 0.0)  # perf_counter, thread CPU time at the current collection's start
 _last_pause = (0.0, 0.0, -1)  # (started, lasted, generation) of the latest collection
+LONG_PAUSE = 0.01  # a collection longer than this is logged, with its own CPU time
 
 
 def _time_pauses(phase: str, info: dict[str, int]) -> None:
     """Every collection's pause, per generation: the loop stands still meanwhile."""
     global _pause_started, _last_pause
     if phase == "start":
-        _pause_started = time.perf_counter()
-    else:
-        lasted = time.perf_counter() - _pause_started
-        GC_PAUSE_SECONDS.labels(generation=str(info["generation"])).observe(lasted)
-        _last_pause = (_pause_started, lasted, info["generation"])
+        _pause_started = (time.perf_counter(), time.thread_time())
+        return
+    started, cpu_started = _pause_started
+    lasted = time.perf_counter() - started
+    GC_PAUSE_SECONDS.labels(generation=str(info["generation"])).observe(lasted)
+    _last_pause = (started, lasted, info["generation"])
+    if lasted > LONG_PAUSE:
+        # CPU far below the wall time: the process was waiting for a core, not collecting.
+        get_logger("telephony.lifecycle").warning(
+            "gc.long_pause", generation=info["generation"], wall_ms=round(lasted * 1e3, 1),
+            cpu_ms=round((time.thread_time() - cpu_started) * 1e3, 1),
+            collected=info.get("collected"))
 
 
 async def watch_loop_lag(interval: float = 0.05, stall: float = 0.05) -> None:

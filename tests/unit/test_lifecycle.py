@@ -67,3 +67,26 @@ def slow_count() -> float:
     fast = metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_bucket",
                                              {"le": "0.1"}) or 0.0
     return total - fast
+
+
+def test_a_long_collection_is_logged_with_its_own_cpu_time(monkeypatch):
+    import io
+    import json
+
+    from telephony import lifecycle
+    from telephony.logging import configure_logging
+
+    logged = io.StringIO()
+    configure_logging("INFO", logged)
+    monkeypatch.setattr(lifecycle, "LONG_PAUSE", 0.0)  # every collection counts as long
+    thresholds = gc.get_threshold()
+    try:
+        settle_heap()
+        gc.collect()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+    pauses = [json.loads(line) for line in logged.getvalue().splitlines()
+              if '"gc.long_pause"' in line]
+    assert pauses and pauses[-1]["generation"] == 2
+    assert 0 <= pauses[-1]["cpu_ms"] <= pauses[-1]["wall_ms"] + 1  # CPU never beyond the wall
