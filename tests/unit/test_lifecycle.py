@@ -53,7 +53,7 @@ async def test_a_blocked_loop_is_measured_and_logged_as_a_stall():
     slow_before = slow_count()
     watcher = asyncio.create_task(watch_loop_lag(interval=0.005, stall=0.05))
     await asyncio.sleep(0.02)
-    time.sleep(0.12)  # a callback that holds the loop
+    time.sleep(0.12)  # noqa: ASYNC251 - on purpose: a callback that holds the loop
     await asyncio.sleep(0.02)
     watcher.cancel()
     assert (metrics.REGISTRY.get_sample_value("hotline_event_loop_lag_seconds_count")
