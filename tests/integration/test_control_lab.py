@@ -79,6 +79,12 @@ def op_state(service: PlatformService, kind: str, *states: str) -> Callable[[], 
 
 
 async def agent_call_id(service: PlatformService, agent: str) -> str:
+    """The agent's call once its tracker sees the agent talking with the caller.
+
+    The agent's SIPp answering comes before the BridgeEnter reaches the service;
+    a press in between is rightly a 409 not_bridged, as it would be for a person.
+    """
+    await until(lambda: agent_peer_role(service, agent) == "caller")
     return await until(lambda: service.directory.call_for_agent(agent))
 
 
