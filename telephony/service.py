@@ -239,6 +239,10 @@ class PlatformService:
         for session in self.sessions:
             await session.wait_ready(within)
         await asyncio.wait_for(self.recovered.wait(), within)
+        # The store's writer process answers a flush once it runs: a caller that
+        # starts work right after this no longer shares the CPU with its start-up.
+        if not await self.store.flush(within):
+            raise TimeoutError("the store's writer process did not start")
 
     # -- events ----------------------------------------------------------------
     async def _pump_events(self) -> None:

@@ -489,6 +489,7 @@ async def test_blind_transfer_to_an_unstaffed_110_returns_the_caller_to_the_agen
     async with running_services() as svc, logged_in_agent(lab, "12345") as agent1:
         call = citizen_call(talk_s=30)
         first = await agent1.wait_for_calls(1, timeout_s=15)
+        await agent_call_id(svc["12345"], "agent12345-1")  # talking with the caller
         pressed = await api("POST", "/api/v1/keys/xfer110?agent=agent12345-1", token)
         op = await until(op_state(svc["12345"], "blind_transfer", "returned_to_agent",
                                   "returned_to_queue"), 30)
