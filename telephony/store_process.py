@@ -293,6 +293,7 @@ class ProcessStore(RedisReads):
                 encode_frame(first_at, [message])
             except Exception:
                 self.dropped_here += 1
+                self._m_dropped.inc()
                 continue
             good.append(message)
         self.log.error("store_messages_unencodable", dropped=len(messages) - len(good),

@@ -72,7 +72,7 @@ class FrameApplier:
                     self.refused += 1
                     if self.refused == 1 or self.refused % 1000 == 0:
                         self.log.error("store_writer_refused", refused=self.refused,
-                                  error=repr(exc)[:200])
+                                       error=repr(exc)[:200])
         finally:
             store.stamp = None
         return tokens

@@ -132,3 +132,14 @@ def test_the_process_store_buffer_is_bounded_oldest_first() -> None:
         store.put_ticket(f"T-{n}", {"n": n})
     assert [m[1][0] for m in store._pending] == ["T-2", "T-3", "T-4"]
     assert store.dropped == 2 and store.pending == 3
+
+
+async def test_a_message_pickle_cannot_carry_is_dropped_alone_and_counted() -> None:
+    store = ProcessStore("redis://127.0.0.1:1/0", "unit-unpicklable")
+    counter = store._m_dropped
+    before = counter._value.get()
+    good = [("put_ticket", ("T-1", {"n": 1})), ("put_ticket", ("T-3", {"n": 3}))]
+    bad = ("put_ticket", ("T-2", {"callback": lambda: None}))
+    frame = store._encode_each(7.0, [good[0], bad, good[1]], TypeError("cannot pickle"))
+    assert await read_frame(reader_of(frame)) == (7.0, good)
+    assert store.dropped == 1 and counter._value.get() == before + 1
