@@ -33,7 +33,7 @@ from time import perf_counter
 from typing import Any
 
 from telephony import metrics
-from telephony.fact_writes import CALL_BOUNDS
+from telephony.fact_writes import writes_anything
 from telephony.logging import get_logger
 from telephony.store import Record, RedisReads, redis_client
 from telephony.store_link import FLUSH, STAT_FIELDS, encode_frame, read_reply
@@ -79,8 +79,7 @@ class ProcessStore(RedisReads):
 
     # --- buffered writes (never await) -----------------------------------------
     def add_fact(self, fact: Sequence[Any]) -> None:
-        # Only facts that write something leave the event path (fact_writes.writes_anything).
-        if fact[3] or (fact[0] in CALL_BOUNDS and fact[2]):
+        if writes_anything(fact):  # the others never leave the event path
             self._push(tuple(fact))
 
     def put_ticket(self, ticket_id: str, record: Record) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from telephony.lab.lab import Lab
+from telephony.lab.private_redis import private_redis
 
 
 @pytest.fixture(scope="session")
@@ -40,34 +36,8 @@ def no_leftover_calls(request: pytest.FixtureRequest):
             lab.asterisk_cli(platform, "channel request hangup all")
 
 
-REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path):
     """A private redis-server (no persistence) for one test; yields its URL and process."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
-         "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not listen"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    os.kill(proc.pid, signal.SIGCONT)  # in case a test left it stopped
-    proc.terminate()
-    proc.wait(10)
+    with private_redis(tmp_path) as server:
+        yield server
