@@ -230,7 +230,8 @@ class ProcessStore(RedisReads):
         if self.writer_stats.get("pending"):
             self.log.error("store_writer_lost_writes", at_most=self.writer_stats["pending"])
         for name, value in self.writer_stats.items():
-            self._retired[name] = self._retired.get(name, 0) + value
+            if name != "pending":  # a level, not a count: what it held is lost, not pending
+                self._retired[name] = self._retired.get(name, 0) + value
         self.writer_stats, self._counted = {}, {}
         for token in list(self._flushes):
             self._answer_flush(token, False)
