@@ -162,6 +162,19 @@ async def test_an_unreadable_reply_skips_that_batch_and_the_flusher_goes_on(rig)
     assert store._flusher is not None and not store._flusher.done()
 
 
+async def test_a_write_json_cannot_carry_is_dropped_alone_and_its_batch_still_goes(rig):
+    store, conn, lags = rig
+    store.append_timeline("T-1", "s0", "1.000000")
+    store.append_timeline("T-1", "s1", "1.000001", {"summary": "bad \ud800 half"})
+    store.append_timeline("T-1", "s2", "1.000002")
+    await until(lambda: len(conn.sent) == 2)
+    conn.answer(2)
+    await until(lambda: store.pending == 0)
+
+    assert steps(conn.sent) == ["s0", "s2"]  # s1's lone surrogate is not UTF-8
+    assert store.rejected == 1 and store.written == 2 and len(lags) == 2
+
+
 async def test_a_burst_after_a_quiet_spell_goes_out_as_one_batch():
     """Writes enqueued one loop turn apart (an AMI burst, handled with a yield per
     event) are gathered for `gather_delay` and sent in one EVAL, not one each."""
