@@ -7,6 +7,7 @@ import contextlib
 import gc
 import signal
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 from telephony.logging import get_logger
@@ -82,6 +83,43 @@ def _time_pauses(phase: str, info: dict[str, int]) -> None:
             collected=info.get("collected"))
 
 
+_holds = 0  # operations running now, each holding automatic collection off
+_held_by_us = False  # whether the first hold turned the collector off (it may already be off)
+# A collection overdue by this many young generations runs despite holds: under a
+# constant stream of operations the heap must not grow without bound.
+OVERDUE_GENERATIONS = 4
+
+
+@contextlib.contextmanager
+def collection_deferred() -> Iterator[None]:
+    """No automatic garbage collection starts inside: an operation's actions leave first.
+
+    A young collection took 10 to 25 ms in a busy service (bench/bench_pipeline.py,
+    `gc.long_pause`); one that starts between a key press and its AMI action adds
+    all of it to the press. Held off here, it runs at the first allocation after
+    the last hold ends (the count keeps growing meanwhile), when the action is
+    already on its way. Holds nest and overlap (concurrent operations on other
+    calls); `watch_loop_lag` collects anyway if one is far overdue.
+    """
+    global _holds, _held_by_us
+    if _holds == 0:
+        _held_by_us = gc.isenabled()
+        gc.disable()
+    _holds += 1
+    try:
+        yield
+    finally:
+        _holds -= 1
+        if _holds == 0 and _held_by_us:
+            gc.enable()
+
+
+def _collect_if_overdue() -> None:
+    if _holds and gc.get_count()[0] > OVERDUE_GENERATIONS * max(gc.get_threshold()[0], 1):
+        get_logger("telephony.lifecycle").warning("gc.overdue_collection", holds=_holds)
+        gc.collect(0)
+
+
 async def watch_loop_lag(interval: float = 0.05, stall: float = 0.05) -> None:
     """Export how late a short timer fires, and log each stall with the collector's part.
 
@@ -95,6 +133,7 @@ async def watch_loop_lag(interval: float = 0.05, stall: float = 0.05) -> None:
         await asyncio.sleep(interval)
         late = loop.time() - due
         EVENT_LOOP_LAG_SECONDS.observe(max(late, 0.0))
+        _collect_if_overdue()
         if late > stall:
             started, lasted, generation = _last_pause
             in_gc = lasted if time.perf_counter() - started < late + interval else 0.0

@@ -21,6 +21,7 @@ from telephony.control.authz import Principal
 from telephony.control.controller import Controller
 from telephony.control.errors import ControlError, Forbidden, NotFound, Unprocessable
 from telephony.control.operation import Operation
+from telephony.lifecycle import collection_deferred
 from telephony.metrics import HTTP_REQUEST_SECONDS
 from telephony.metrics import REGISTRY as HOTLINE_REGISTRY
 
@@ -41,6 +42,20 @@ def error_response(status: int, code: str, message: str, **detail: Any) -> web.R
     if detail:
         body["detail"] = detail
     return web.json_response({"error": body}, status=status)
+
+
+@web.middleware
+async def collection_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A key press or any other change is handled with no collector pause in it.
+
+    Reads may wait for a collection; a request that acts (every POST and DELETE,
+    and a desk phone's GET action URL) holds it off from here until its response
+    is ready (telephony.lifecycle).
+    """
+    if request.method == "GET" and request.match_info.handler is not press_key:
+        return await handler(request)
+    with collection_deferred():
+        return await handler(request)
 
 
 @web.middleware
@@ -251,7 +266,8 @@ def create_app(controller: Controller, tokens: TokenTable, *,
                registry: CollectorRegistry | None = None,
                max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes,
-                          middlewares=[timing_middleware, errors_middleware, auth_middleware])
+                          middlewares=[collection_middleware, timing_middleware,
+                                       errors_middleware, auth_middleware])
     app[CONTROLLER] = controller
     app[TOKENS] = tokens
     app[REGISTRY_KEY] = registry if registry is not None else HOTLINE_REGISTRY

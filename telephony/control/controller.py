@@ -39,6 +39,7 @@ from telephony.control.protocols import (
 from telephony.control.supervisor import SPY_MODES, ForceHangup, Spy
 from telephony.control.targets import TargetPolicy
 from telephony.control.warm import WarmTransfer
+from telephony.lifecycle import collection_deferred
 
 log = structlog.get_logger(__name__)
 
@@ -362,8 +363,11 @@ class Controller:
         lock, users = self._locks.setdefault(call_id, (asyncio.Lock(), [0]))
         users[0] += 1
         try:
-            async with lock:
-                yield
+            # Every operation's actions are sent under this lock: no collector pause
+            # may land between the press and its action (telephony.lifecycle).
+            with collection_deferred():
+                async with lock:
+                    yield
         finally:
             users[0] -= 1
             if users[0] == 0:

@@ -308,3 +308,34 @@ async def test_interrupted_action_reported_not_resent(world: World) -> None:
     assert (await again.json())["op_id"] == body["op_id"]
     # The first press tried its pipelined Setvar and the transfer; the retry sent nothing.
     assert world.sender.names() == ["Setvar", "BlindTransfer"]
+
+
+async def test_a_request_that_acts_runs_with_no_collector_pause_and_a_read_may_have_one(
+        world: World) -> None:
+    import gc
+
+    seen: list[tuple[str, bool]] = []
+    original = world.sender.send
+
+    async def watching_send(action: Any) -> Any:
+        seen.append((str(action["Action"]), gc.isenabled()))
+        return await original(action)
+
+    world.sender.send = watching_send  # type: ignore[method-assign]
+    resp = await world.client.get("/api/v1/keys/xfer110",
+                                  params={"agent": AGENT_ID, "token": AGENT_TOKEN})
+    assert resp.status == 202
+    assert seen == [("Setvar", False), ("BlindTransfer", False)]
+    assert gc.isenabled()
+
+    op_id = (await resp.json())["op_id"]
+    in_read: list[bool] = []
+    original_get = world.controller.get
+
+    def watching_get(*args: Any, **kwargs: Any) -> Any:
+        in_read.append(gc.isenabled())
+        return original_get(*args, **kwargs)
+
+    world.controller.get = watching_get  # type: ignore[method-assign]
+    read = await world.client.get(f"/api/v1/operations/{op_id}", headers=H_AGENT)
+    assert read.status == 200 and in_read == [True]  # a read holds nothing off

@@ -416,3 +416,48 @@ async def test_refused_action_after_setvar_stops_the_plan(world: dict[str, Any])
     with pytest.raises(WrongState):
         await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
     assert world["sender"].names() == ["Setvar", "BlindTransfer"]
+
+
+async def test_no_collection_starts_while_an_operation_sends_its_actions(world: dict[str, Any]):
+    import gc
+
+    sender: FakeSender = world["sender"]
+    original = sender.send
+    collector_on: list[bool] = []
+
+    async def watching_send(action: Any) -> Any:
+        collector_on.append(gc.isenabled())
+        await asyncio.sleep(0)  # another task (the event pump) runs meanwhile
+        return await original(action)
+
+    sender.send = watching_send  # type: ignore[method-assign]
+    assert gc.isenabled()
+    await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
+    assert collector_on == [False, False]  # Setvar and BlindTransfer
+    assert gc.isenabled()  # on again once the press is done
+
+
+async def test_the_collector_comes_back_when_an_operation_fails(world: dict[str, Any]):
+    import gc
+
+    world["sender"].replies["BlindTransfer"] = {"Response": "Error", "Message": "No such channel"}
+    with pytest.raises(WrongState):
+        await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
+    assert gc.isenabled()
+    world["sender"].replies.clear()
+
+    sender: FakeSender = world["sender"]
+    original = sender.send
+
+    async def stuck_send(action: Any) -> Any:
+        await asyncio.sleep(3600)  # a node that never answers
+        return await original(action)
+
+    sender.send = stuck_send  # type: ignore[method-assign]
+    press = asyncio.ensure_future(world["c"].blind_transfer(AGENT_P, CALLER_UID, "110"))
+    await asyncio.sleep(0.01)
+    assert not gc.isenabled()
+    press.cancel()  # e.g. the HTTP client went away
+    with pytest.raises(asyncio.CancelledError):
+        await press
+    assert gc.isenabled()

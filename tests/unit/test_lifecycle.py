@@ -90,3 +90,45 @@ def test_a_long_collection_is_logged_with_its_own_cpu_time(monkeypatch):
               if '"gc.long_pause"' in line]
     assert pauses and pauses[-1]["generation"] == 2
     assert 0 <= pauses[-1]["cpu_ms"] <= pauses[-1]["wall_ms"] + 1  # CPU never beyond the wall
+
+
+def test_collection_deferred_nests_and_restores_the_collectors_state():
+    from telephony.lifecycle import collection_deferred
+
+    assert gc.isenabled()
+    with collection_deferred():
+        assert not gc.isenabled()
+        with collection_deferred():  # a second operation on another call
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the first one still runs
+    assert gc.isenabled()
+
+    gc.disable()  # switched off by someone else: a hold never switches it on
+    try:
+        with collection_deferred():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_far_overdue_collection_runs_despite_a_hold(monkeypatch):
+    from telephony import lifecycle
+
+    thresholds = gc.get_threshold()
+    collections: list[int] = []
+    monkeypatch.setattr(lifecycle.gc, "collect", lambda generation=2: collections.append(
+        generation) or 0)
+    try:
+        gc.set_threshold(100, 10, 10)
+        with lifecycle.collection_deferred():
+            held = [[] for _ in range(10)]  # young containers: the count sees them
+            lifecycle._collect_if_overdue()
+            assert collections == []  # 10 containers: not overdue
+            held.extend([] for _ in range(4 * 100 + 50))
+            lifecycle._collect_if_overdue()
+            assert collections == [0]
+        lifecycle._collect_if_overdue()  # no hold: the collector runs on its own
+        assert collections == [0]
+    finally:
+        gc.set_threshold(*thresholds)
