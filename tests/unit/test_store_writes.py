@@ -117,3 +117,19 @@ def test_buffered_timeline_writes_leave_the_garbage_collectors_sight():
     write = timeline_write("k", "leg.bridged", "1.000001", {"bridge": "b-1", "peers": ["L"]})
     gc.collect()  # one look: a tuple of strings is then untracked
     assert not gc.is_tracked(write)
+
+
+def test_batches_are_the_json_the_batch_script_always_read():
+    """orjson encodes a batch to the bytes the standard library's encoder gave (the
+    Lua script's cjson reads them): control characters, quotes, backslashes, CJK."""
+    from telephony.store import batch_json
+
+    awkward = ["plain", "市民反映：夜间施工", 'say "hi"', "back\\slash", "tab\there",
+               "\r\nAction: Originate", "\x00\x1f\x7f", "emoji 🚒", ""]
+    batch = [timeline_write("hl:12345:timeline:T-1", "step", "1.000001",
+                            {f"f{n}": text for n, text in enumerate(awkward)}),
+             ["hset", "hl:12345:call:C-1", {"summary": awkward[1], "note": awkward[5]}],
+             ("sadd", "hl:12345:calls:live", "C-1")]
+    stdlib = json.dumps(batch, ensure_ascii=False, separators=(",", ":")).encode()
+    assert batch_json(batch) == stdlib
+    assert json.loads(batch_json(batch))[0][6:8] == ["f0", "plain"]
