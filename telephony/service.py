@@ -100,23 +100,14 @@ class ServiceConfig:
 
 
 class AmiSender:
-    """Controller's ActionSender over an AmiSession: a lost link is a ConnectionError.
+    """Controller's ActionSender over an AmiSession: a lost link is a ConnectionError."""
 
-    The service sends actions on a session of their own, logged in with events
-    off: Asterisk's manager thread for the events session also writes the event
-    stream to it, and an action that arrives while it does waits its turn. Ready
-    only while the events session (`events`) is up too, because operations are
-    confirmed by events, never by replies.
-    """
-
-    def __init__(self, session: AmiSession, *, events: AmiSession | None = None) -> None:
+    def __init__(self, session: AmiSession) -> None:
         self.session = session
-        self.events = events
 
     @property
     def ready(self) -> bool:
-        return self.session.ready.is_set() and (self.events is None
-                                                or self.events.ready.is_set())
+        return self.session.ready.is_set()
 
     async def send(self, action: Mapping[str, Any]) -> Any:
         # check=False: an Error reply comes back as the reply (the controller reads it).
@@ -200,16 +191,10 @@ class PlatformService:
                        on_connected=self._recover, events=sorted(self.subscribed_events))
             for t in config.ami
         ]
-        # Actions leave on their own session, without events (AmiSender says why).
-        first = config.ami[0]
-        self.action_session = AmiSession(f"{first.name}/actions", first.host, first.port,
-                                         first.username, first.secret, login_events="off",
-                                         server_filter=False)
         self.directory = TrackerDirectory(self.tracker, config.platform, node.queue)
         self.controller = Controller(
             platform=config.platform, directory=self.directory,
-            sender=AmiSender(self.action_session, events=self.sessions[0]),
-            store=RedisOpStore(self.store),
+            sender=AmiSender(self.sessions[0]), store=RedisOpStore(self.store),
             targets=TargetPolicy(config.platform),
             listeners=[SetupTimeRecorder(metrics.TRANSFER_SETUP_SECONDS)],
         )
@@ -228,7 +213,7 @@ class PlatformService:
     async def start(self) -> None:
         self.store.start()
         self._pump = asyncio.create_task(self._pump_events(), name="event-pump")
-        for session in self._all_sessions():
+        for session in self.sessions:
             await session.start()
         await self.fastagi.start()
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -241,7 +226,7 @@ class PlatformService:
         await self.fastagi.stop()
         if self._runner is not None:
             await self._runner.cleanup()
-        for session in self._all_sessions():
+        for session in self.sessions:
             await session.close()
         if self._pump is not None:
             self._pump.cancel()
@@ -250,11 +235,8 @@ class PlatformService:
         await self.store.close()
         log.info("service.stopped", platform=self.platform)
 
-    def _all_sessions(self) -> list[AmiSession]:
-        return [*self.sessions, self.action_session]
-
     async def wait_ready(self, within: float = 10.0) -> None:
-        for session in self._all_sessions():
+        for session in self.sessions:
             await session.wait_ready(within)
         await asyncio.wait_for(self.recovered.wait(), within)
         # The store's writer process answers a flush once it runs: a caller that

@@ -124,18 +124,3 @@ async def test_a_cut_off_action_is_a_connection_or_timeout_error(
     sender = AmiSender(FakeSession(raised))  # type: ignore[arg-type]
     with pytest.raises(expected):
         await sender.send({"Action": "BlindTransfer"})
-
-
-async def test_actions_go_on_their_own_session_and_need_the_events_session_up() -> None:
-    actions = FakeSession(Message({"Response": "Success"}))
-    events = FakeSession(Message({"Response": "Success"}))
-    sender = AmiSender(actions, events=events)  # type: ignore[arg-type]
-    await sender.send({"Action": "BlindTransfer"})
-    assert [c["action"]["Action"] for c in actions.calls] == ["BlindTransfer"]
-    assert events.calls == []
-    assert sender.ready
-    events.ready.clear()  # operations are confirmed by events: no events, no presses
-    assert not sender.ready
-    events.ready.set()
-    actions.ready.clear()
-    assert not sender.ready
