@@ -163,10 +163,11 @@ def timeline_write(key: str, kind: str, ts: str, record: Record | None) -> tuple
 #   ["xadd", key, field, value, ...]    XADD key MAXLEN ~ maxlen * field value ...
 #   ["hset", key, {field: value, ...}]  HSET key field value ...
 #   [command, key, argument]            e.g. SADD, SREM, EXPIRE
-# JSON because it is encoded in C (orjson: about 0.3 µs a write, against 2 to 3.5
+# JSON because it is encoded in C (orjson: 0.3 to 0.9 µs a write, against 2 to 6
 # for the standard library's encoder, which was a third of the writer process's
-# CPU): packing thousands of redis-py commands costs far more than the writes,
-# and flat arrays decode and unpack cheaply in Lua. Keys travel in ARGV, so this
+# CPU; bench/bench_store_encoding.py): packing thousands of redis-py commands
+# costs far more than the writes, and flat arrays decode and unpack cheaply in
+# Lua. Keys travel in ARGV, so this
 # suits a single Redis (the lab, or a primary with replicas), not Redis Cluster.
 _APPLY_BATCH = """
 local maxlen = ARGV[1]
