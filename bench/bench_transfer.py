@@ -236,13 +236,16 @@ class RateResult:
 
 
 async def run_rate(lab: Lab, observer: Observer, presser: Presser, redis: Any, *,
-                   rate: float, calls: int, first_path: str) -> RateResult:
+                   rate: float, calls: int, first_path: str,
+                   only: str | None = None) -> RateResult:
     observer.calls.clear()
     while not observer.answered.empty():
         observer.answered.get_nowait()
     t0 = time.perf_counter()
     citizens = await start_citizens(rate, calls)
     paths = ("service", "raw") if first_path == "service" else ("raw", "service")
+    if only is not None:
+        paths = (only, only)
     presses: list[asyncio.Task[None]] = []
     for n in range(calls):
         try:
@@ -393,6 +396,35 @@ MEASURES = (
 )
 
 
+# Whose CPU a call costs: (name, a string the process's command line contains).
+# Processes started during a rate (the citizens' SIPp) count whole; one that has
+# already exited when the rate ends is missed.
+CPU_OWNERS = (
+    ("asterisk12345", "node12345/etc/asterisk.conf"), ("asterisk110", "node110/etc/asterisk.conf"),
+    ("service12345", "serve --platform 12345"), ("writer12345", "store_writer --platform 12345"),
+    ("service110", "serve --platform 110"), ("writer110", "store_writer --platform 110"),
+    ("redis", "redis-server"), ("sipp", "sipp "), ("bench", "bench_transfer.py"),
+)
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds used so far by each kind of lab process, and the machine's busy time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys([name for name, _ in CPU_OWNERS], 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        name = next((n for n, needle in CPU_OWNERS if needle in command), None)
+        if name is not None:
+            used[name] += (int(stat[11]) + int(stat[12])) / tick
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    used["machine busy"] = (sum(fields) - fields[3] - fields[4]) / tick  # minus idle, iowait
+    return used
+
+
 def report(results: list[RateResult], agents: int) -> str:
     """Markdown for BENCHMARKS.md: one table per measure, one row per rate."""
     lines = [f"Interleaved a/b per call, {agents} agents per platform, all times in ms. "
@@ -436,7 +468,8 @@ def _row(r: RateResult, measure: str, checked: str | None) -> str:
 # --------------------------------------------------------------------------- main
 
 
-async def bench(rates: list[float], calls: list[int], agents: int) -> list[RateResult]:
+async def bench(rates: list[float], calls: list[int], agents: int,
+                only: str | None = None) -> list[RateResult]:
     lab = Lab()
     log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-transfer"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -461,14 +494,19 @@ async def bench(rates: list[float], calls: list[int], agents: int) -> list[RateR
         presser = Presser(lab, raw, http)
         for n, (rate, count) in enumerate(zip(rates, calls, strict=True)):
             print(f"[bench] {count} calls at {rate:g}/s ...", file=sys.stderr, flush=True)
+            cpu_before = cpu_by_process()
             result = await run_rate(lab, observer, presser, redis, rate=rate, calls=count,
-                                    first_path="service" if n % 2 == 0 else "raw")
+                                    first_path="service" if n % 2 == 0 else "raw", only=only)
+            cpu = {name: (seconds - cpu_before.get(name, 0.0)) * 1000 / count
+                   for name, seconds in cpu_by_process().items()}
             errors = [c.error for c in result.calls if c.error]
             print(f"[bench]   done in {result.wall_s:.1f}s: lost {result.lost}, "
                   f"SLA missing {len(result.sla_missing)}, errors {errors[:3]}",
                   file=sys.stderr, flush=True)
             results.append(result)
             print(f"[bench]   service12345: {await stalls(http)}", file=sys.stderr, flush=True)
+            print("[bench]   CPU ms per call: " + ", ".join(
+                f"{name} {ms:.1f}" for name, ms in cpu.items()), file=sys.stderr, flush=True)
             await asyncio.sleep(2)  # let the last calls end before the next rate
     await redis.aclose()
     return results
@@ -485,6 +523,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=8,
                         choices=range(1, len(NODES["12345"].agents) + 1),
                         help="agents per platform (the lab has 8)")
+    parser.add_argument("--only", choices=("service", "raw"),
+                        help="every call takes this path (no comparison): what one path "
+                             "costs the machine, from the per-call CPU line")
     parser.add_argument("--samples", type=Path, metavar="FILE",
                         help="also write every call's timings as JSON Lines (for plots/tails)")
     args = parser.parse_args(argv)
@@ -511,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         # A lab that answers is used as it is (other workers share it); else start it.
         if not all(asyncio.run(lab.ready()).values()):
             lab.up(timeout=90)
-        results = asyncio.run(bench(args.rate, args.calls, args.agents))
+        results = asyncio.run(bench(args.rate, args.calls, args.agents, args.only))
     print(report(results, args.agents))
     if args.samples:
         write_samples(args.samples, results)

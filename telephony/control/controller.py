@@ -73,6 +73,7 @@ class Controller:
         self._active: dict[str, Operation] = {}
         self._by_call: dict[str, list[str]] = {}
         self._by_key: dict[tuple[str, str], str] = {}
+        self._keys_of: dict[str, list[tuple[str, str]]] = {}  # op id -> its _by_key keys
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -340,11 +341,17 @@ class Controller:
         self._active[op.op_id] = op
         self._by_call.setdefault(op.call_id, []).append(op.op_id)
         if idempotency_key is not None:
-            self._by_key[(who.subject, idempotency_key)] = op.op_id
+            key = (who.subject, idempotency_key)
+            self._by_key[key] = op.op_id
+            self._keys_of.setdefault(op.op_id, []).append(key)
         self._prune()
 
     def _prune(self) -> None:
-        """Bound memory: forget the oldest finished operations (the store keeps them)."""
+        """Bound memory: forget the oldest finished operations (the store keeps them).
+
+        Runs on every new operation once `history` is reached, so it must not scan
+        the history: an operation's keys are found through `_keys_of`.
+        """
         while len(self._ops) > self.history:
             oldest = next((i for i, o in self._ops.items() if o.done), None)
             if oldest is None:
@@ -355,8 +362,9 @@ class Controller:
                 ids.remove(oldest)
             if not ids:
                 self._by_call.pop(op.call_id, None)
-            for key in [k for k, v in self._by_key.items() if v == oldest]:
-                del self._by_key[key]
+            for key in self._keys_of.pop(oldest, ()):
+                if self._by_key.get(key) == oldest:
+                    del self._by_key[key]
 
     @asynccontextmanager
     async def _call_lock(self, call_id: str) -> AsyncIterator[None]:

@@ -461,3 +461,23 @@ async def test_the_collector_comes_back_when_an_operation_fails(world: dict[str,
     with pytest.raises(asyncio.CancelledError):
         await press
     assert gc.isenabled()
+
+
+async def test_old_finished_operations_are_forgotten_with_their_idempotency_keys(
+        world: dict[str, Any]) -> None:
+    c: Controller = world["c"]
+    c.history, c.dedupe_seconds = 2, 0
+    ops = []
+    for n in range(4):
+        op = await c.blind_transfer(AGENT_P, CALLER_UID, "110", idempotency_key=f"press-{n}")
+        for event in blind_success_events():
+            c.on_event(event)
+        world["clock"].now += 1
+        ops.append(op)
+    assert list(c._ops) == [ops[2].op_id, ops[3].op_id]
+    assert set(c._by_key) == {(AGENT_ID, "press-2"), (AGENT_ID, "press-3")}
+    assert set(c._keys_of) == {ops[2].op_id, ops[3].op_id}
+    # A remembered key is the same operation; a forgotten one is a new press.
+    assert await c.blind_transfer(AGENT_P, CALLER_UID, "110", idempotency_key="press-3") is ops[3]
+    again = await c.blind_transfer(AGENT_P, CALLER_UID, "110", idempotency_key="press-0")
+    assert again not in ops
