@@ -94,12 +94,13 @@ OVERDUE_GENERATIONS = 4
 def collection_deferred() -> Iterator[None]:
     """No automatic garbage collection starts inside: an operation's actions leave first.
 
-    A young collection took 10 to 25 ms in a busy service (bench/bench_pipeline.py,
-    `gc.long_pause`); one that starts between a key press and its AMI action adds
-    all of it to the press. Held off here, it runs at the first allocation after
-    the last hold ends (the count keeps growing meanwhile), when the action is
-    already on its way. Holds nest and overlap (concurrent operations on other
-    calls); `watch_loop_lag` collects anyway if one is far overdue.
+    A young collection took 9 to 21 ms of CPU in bench/bench_pipeline.py and up to
+    45 ms of wall time in bench/bench_transfer.py (`gc.long_pause`); one that
+    starts between a key press and its AMI action adds all of it to the press.
+    Held off here, it runs at the first allocation after the last hold ends (the
+    count keeps growing meanwhile), when the action is already on its way. Holds
+    nest and overlap (concurrent operations on other calls); `watch_loop_lag`
+    collects anyway if one is far overdue.
     """
     global _holds, _held_by_us
     if _holds == 0:
