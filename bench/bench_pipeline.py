@@ -55,6 +55,7 @@ from bench_store import redis_server  # noqa: E402
 from bench_tracker import build_stream  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
+from bench.procfs import cpu_seconds  # noqa: E402
 from telephony.lifecycle import settle_heap  # noqa: E402
 from telephony.service import AmiTarget, PlatformService, ServiceConfig  # noqa: E402
 from telephony.store import RedisStore  # noqa: E402
@@ -62,7 +63,6 @@ from telephony.store_process import ProcessStore  # noqa: E402
 
 Event = dict[str, Any]
 STORES = ("in-process", "writer process")
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def make_service(url: str, store: str = "in-process") -> PlatformService:
@@ -100,8 +100,7 @@ def writer_cpu_seconds(service: PlatformService) -> float:
     proc = getattr(service.store, "_proc", None)
     if proc is None:
         return 0.0
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return cpu_seconds(proc.pid)
 
 
 def percentile(values: list[float], pct: float) -> float:

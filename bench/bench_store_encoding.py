@@ -36,10 +36,10 @@ import hiredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procfs import cpu_seconds
 from telephony.lab.private_redis import private_redis
 from telephony.store import _APPLY_BATCH, batch_json, timeline_write
 
-_TICK = os.sysconf("SC_CLK_TCK")
 _stdlib_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -53,11 +53,6 @@ def writes(count: int) -> list[tuple[Any, ...]]:
         out.append(timeline_write(f"hl:12345:timeline:T-{i // 30}", "leg_answered",
                                   f"{1732848000 + i // 1000}.{i % 1000:06d}", record))
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def eval_payload(encode: Callable[[list[Any]], str | bytes]) -> Callable[[list[Any]], bytes]:

@@ -50,6 +50,7 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procfs import cpu_seconds, machine_busy_seconds
 from bench.stats import compare, meets_target
 from telephony.ami import AmiSession
 from telephony.lab.agents import logged_in_agent
@@ -409,19 +410,16 @@ CPU_OWNERS = (
 
 def cpu_by_process() -> dict[str, float]:
     """CPU seconds used so far by each kind of lab process, and the machine's busy time."""
-    tick = os.sysconf("SC_CLK_TCK")
     used = dict.fromkeys([name for name, _ in CPU_OWNERS], 0.0)
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            name = next((n for n, needle in CPU_OWNERS if needle in command), None)
+            if name is not None:
+                used[name] += cpu_seconds(pid)
         except OSError:
             continue  # gone meanwhile
-        name = next((n for n, needle in CPU_OWNERS if needle in command), None)
-        if name is not None:
-            used[name] += (int(stat[11]) + int(stat[12])) / tick
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    used["machine busy"] = (sum(fields) - fields[3] - fields[4]) / tick  # minus idle, iowait
+    used["machine busy"] = machine_busy_seconds()
     return used
 
 
