@@ -167,8 +167,8 @@ def timeline_write(key: str, kind: str, ts: str, record: Record | None) -> tuple
 # for the standard library's encoder, which was a third of the writer process's
 # CPU; bench/bench_store_encoding.py): packing thousands of redis-py commands
 # costs far more than the writes, and flat arrays decode and unpack cheaply in
-# Lua. Keys travel in ARGV, so this
-# suits a single Redis (the lab, or a primary with replicas), not Redis Cluster.
+# Lua. Keys travel in ARGV, so this suits a single Redis (the lab, or a primary
+# with replicas), not Redis Cluster.
 _APPLY_BATCH = """
 local maxlen = ARGV[1]
 local rejected, first_error = 0, ''

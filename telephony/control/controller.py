@@ -73,7 +73,7 @@ class Controller:
         self._active: dict[str, Operation] = {}
         self._by_call: dict[str, list[str]] = {}
         self._by_key: dict[tuple[str, str], str] = {}
-        self._keys_of: dict[str, list[tuple[str, str]]] = {}  # op id -> its _by_key keys
+        self._key_of: dict[str, tuple[str, str]] = {}  # op id -> its _by_key key
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -343,14 +343,14 @@ class Controller:
         if idempotency_key is not None:
             key = (who.subject, idempotency_key)
             self._by_key[key] = op.op_id
-            self._keys_of.setdefault(op.op_id, []).append(key)
+            self._key_of[op.op_id] = key
         self._prune()
 
     def _prune(self) -> None:
         """Bound memory: forget the oldest finished operations (the store keeps them).
 
         Runs on every new operation once `history` is reached, so it must not scan
-        the history: an operation's keys are found through `_keys_of`.
+        the history: an operation's idempotency key is found through `_key_of`.
         """
         while len(self._ops) > self.history:
             oldest = next((i for i, o in self._ops.items() if o.done), None)
@@ -362,9 +362,9 @@ class Controller:
                 ids.remove(oldest)
             if not ids:
                 self._by_call.pop(op.call_id, None)
-            for key in self._keys_of.pop(oldest, ()):
-                if self._by_key.get(key) == oldest:
-                    del self._by_key[key]
+            key = self._key_of.pop(oldest, None)
+            if key is not None and self._by_key.get(key) == oldest:
+                del self._by_key[key]
 
     @asynccontextmanager
     async def _call_lock(self, call_id: str) -> AsyncIterator[None]:

@@ -476,7 +476,7 @@ async def test_old_finished_operations_are_forgotten_with_their_idempotency_keys
         ops.append(op)
     assert list(c._ops) == [ops[2].op_id, ops[3].op_id]
     assert set(c._by_key) == {(AGENT_ID, "press-2"), (AGENT_ID, "press-3")}
-    assert set(c._keys_of) == {ops[2].op_id, ops[3].op_id}
+    assert set(c._key_of) == {ops[2].op_id, ops[3].op_id}
     # A remembered key is the same operation; a forgotten one is a new press.
     assert await c.blind_transfer(AGENT_P, CALLER_UID, "110", idempotency_key="press-3") is ops[3]
     again = await c.blind_transfer(AGENT_P, CALLER_UID, "110", idempotency_key="press-0")
