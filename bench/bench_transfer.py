@@ -7,8 +7,8 @@ call interleaved (a, b, a, b, ...) so machine noise hits both alike:
 
   (a) service: HTTP key press POST /api/v1/keys/xfer110?agent=... to the running
       12345 service (`hotline serve --platform 12345 --lab`, a child process),
-      which sends Setvar + BlindTransfer (pipelined: one round trip) once its
-      tracker knows the call;
+      which sends BlindTransfer (the same single action as (b)) once its
+      tracker knows the call and the agent's right to act on it;
   (b) raw floor: a bare panoramisk Manager in this script sends BlindTransfer
       for the agent's channel directly, as the issue names the floor: no
       service logic, no ticket bookkeeping.
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -51,7 +52,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.procfs import cpu_seconds, machine_busy_seconds
-from bench.stats import compare, meets_target
+from bench.stats import compare, meets_target, percentile
 from telephony.ami import AmiSession
 from telephony.lab.agents import logged_in_agent
 from telephony.lab.lab import Lab
@@ -71,7 +72,12 @@ MAX_OVERHEAD_MS, MAX_RATIO = 5.0, 1.3
 # at the edge of what the 2-core lab holds, kept to show where it stops holding. ~4 minutes.
 DEFAULT_RATES = (1.0, 2.0, 5.0, 8.0)
 DEFAULT_CALLS = (40, 60, 150, 80)
-OBSERVED = ("BridgeEnter", "BridgeLeave", "BlindTransfer", "Hangup", "FullyBooted")
+OBSERVED = ("BridgeEnter", "BridgeLeave", "BlindTransfer", "Hangup", "FullyBooted",
+            "DialBegin", "DialEnd")
+OBSERVED_110 = ("Newchannel", "DialBegin", "DialEnd", "Hangup", "FullyBooted")
+# The steps between execution and the bridge, in order (see Observer.on_event_110).
+SEGMENTS = ("transferred", "dial_trunk", "arrived110", "ring_agent110", "answer_agent110",
+            "answer_trunk", "bridged")
 AGENT_PREFIX = "PJSIP/agent12345-"
 TRUNK_PREFIX = "PJSIP/trunk110-"
 
@@ -91,6 +97,9 @@ class Call:
     bridged_at: float | None = None
     error: str = ""
     bridged: asyncio.Event = field(default_factory=asyncio.Event)
+    # Where the time after execution goes: arrival time of each step's first event,
+    # on node12345 (the caller's dial over the trunk) and node110 (its queue, its agent).
+    marks: dict[str, float] = field(default_factory=dict)
 
     @property
     def agent_endpoint(self) -> str:
@@ -124,6 +133,30 @@ class Observer:
         self.tickets: dict[str, str] = {}  # uniqueid -> TICKET_ID
         self.calls: dict[str, Call] = {}  # by caller uniqueid
         self.answered: asyncio.Queue[Call] = asyncio.Queue()
+        self.by_ticket: dict[str, Call] = {}
+        self.arrived110: dict[str, float] = {}  # node110 trunk channel uid -> Newchannel time
+
+    def on_event_110(self, event: Any) -> None:
+        """node110's side of a transfer: the trunk call arrives, the queue rings an agent."""
+        now = time.perf_counter()
+        name, uid = event.get("Event"), str(event.get("Uniqueid", ""))
+        if name == "Newchannel":
+            if str(event.get("Channel", "")).startswith("PJSIP/trunk12345-"):
+                self.arrived110[uid] = now
+            return
+        if name == "Hangup":
+            self.arrived110.pop(uid, None)
+            return
+        ticket = parse_chan_variables(event.get("ChanVariable")).get("TICKET_ID")
+        call = self.by_ticket.get(ticket or "")
+        if call is None or call.transferred_at is None:
+            return
+        if uid in self.arrived110:
+            call.marks.setdefault("arrived110", self.arrived110[uid])
+        if name == "DialBegin":
+            call.marks.setdefault("ring_agent110", now)
+        elif name == "DialEnd" and event.get("DialStatus") == "ANSWER":
+            call.marks.setdefault("answer_agent110", now)
 
     def on_event(self, event: Any) -> None:
         now = time.perf_counter()  # first thing: the arrival time is the measurement
@@ -140,6 +173,14 @@ class Observer:
             call = self.calls.get(str(event.get("TransfereeUniqueid", "")))
             if call is not None and call.pressed_at is not None and call.transferred_at is None:
                 call.transferred_at = now
+                call.marks["transferred"] = now
+        elif name in ("DialBegin", "DialEnd"):
+            call = self.calls.get(uid)
+            if call is not None and call.transferred_at is not None:
+                if name == "DialBegin":
+                    call.marks.setdefault("dial_trunk", now)
+                elif event.get("DialStatus") == "ANSWER":
+                    call.marks.setdefault("answer_trunk", now)
         elif name == "BridgeLeave":
             self.bridges.get(str(event.get("BridgeUniqueid")), {}).pop(uid, None)
         elif name == "Hangup":
@@ -157,9 +198,11 @@ class Observer:
         if agents and call is None:
             call = Call(caller_uid, caller_channel, agents[0], self.tickets.get(caller_uid, ""))
             self.calls[caller_uid] = call
+            self.by_ticket[call.ticket_id] = call
             self.answered.put_nowait(call)
         elif trunks and call is not None and call.pressed_at is not None and not call.bridged_at:
             call.bridged_at = now
+            call.marks["bridged"] = now
             call.bridged.set()
 
 
@@ -240,6 +283,7 @@ async def run_rate(lab: Lab, observer: Observer, presser: Presser, redis: Any, *
                    rate: float, calls: int, first_path: str,
                    only: str | None = None) -> RateResult:
     observer.calls.clear()
+    observer.by_ticket.clear()
     while not observer.answered.empty():
         observer.answered.get_nowait()
     t0 = time.perf_counter()
@@ -365,7 +409,9 @@ async def stalls(http: aiohttp.ClientSession) -> str:
     samples: dict[str, float] = {}
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
-        if name.startswith(("hotline_event_loop_lag_seconds", "hotline_gc_pause_seconds")):
+        if name.startswith(("hotline_event_loop_lag_seconds", "hotline_gc_pause_seconds",
+                            "hotline_http_request_seconds_sum",
+                            "hotline_http_request_seconds_count")):
             samples[name.replace('"', "")] = float(value)
     lag = "hotline_event_loop_lag_seconds"
     total = samples.get(f"{lag}_count", 0.0)
@@ -373,8 +419,12 @@ async def stalls(http: aiohttp.ClientSession) -> str:
     pauses = [f"gen{g} {samples.get(f'hotline_gc_pause_seconds_count{{generation={g}}}', 0):.0f}"
               f" ({samples.get(f'hotline_gc_pause_seconds_sum{{generation={g}}}', 0) * 1e3:.0f}"
               " ms)" for g in "012"]
+    keys = {k.split("{")[0].rsplit("_", 1)[1]: v for k, v in samples.items()
+            if "/keys/" in k and "status=202" in k}
+    handling = (f"; key press handled in {keys['sum'] / keys['count'] * 1e3:.2f} ms mean "
+                "(server side)" if keys.get("count") else "")
     return (f"loop timers late > 10/25/50 ms: {late[0]:.0f}/{late[1]:.0f}/{late[2]:.0f} "
-            f"of {total:.0f}; GC pauses {', '.join(pauses)}")
+            f"of {total:.0f}; GC pauses {', '.join(pauses)}{handling}")
 
 
 # --------------------------------------------------------------------------- report
@@ -406,6 +456,19 @@ CPU_OWNERS = (
     ("service110", "serve --platform 110"), ("writer110", "store_writer --platform 110"),
     ("redis", "redis-server"), ("sipp", "sipp "), ("bench", "bench_transfer.py"),
 )
+
+
+def segments(result: RateResult) -> str:
+    """Each step from execution to bridge, p50/p95 per path: where a gap after execution is."""
+    parts = []
+    for start, end in itertools.pairwise(SEGMENTS):
+        cells = []
+        for path in ("service", "raw"):
+            ms = sorted((c.marks[end] - c.marks[start]) * 1000 for c in result.calls
+                        if c.path == path and start in c.marks and end in c.marks)
+            cells.append(f"{percentile(ms, 50):.1f}/{percentile(ms, 95):.1f}" if ms else "-")
+        parts.append(f"{start}->{end} {cells[0]} | {cells[1]}")
+    return "; ".join(parts)
 
 
 def cpu_by_process() -> dict[str, float]:
@@ -475,6 +538,10 @@ async def bench(rates: list[float], calls: list[int], agents: int,
     info = lab.node_info("12345")
     watch = AmiSession("node12345", info.ami_host, info.ami_port, info.ami_user, info.ami_secret,
                        events=OBSERVED, on_event=observer.on_event, queue_size=100_000)
+    info110 = lab.node_info("110")
+    watch110 = AmiSession("node110", info110.ami_host, info110.ami_port, info110.ami_user,
+                          info110.ami_secret, events=OBSERVED_110,
+                          on_event=observer.on_event_110, queue_size=100_000)
     redis = aioredis.from_url(lab.redis_url)
     results = []
     async with contextlib.AsyncExitStack() as stack:
@@ -482,6 +549,9 @@ async def bench(rates: list[float], calls: list[int], agents: int,
         await watch.start()
         stack.push_async_callback(watch.close)
         await watch.wait_ready(10)
+        await watch110.start()
+        stack.push_async_callback(watch110.close)
+        await watch110.wait_ready(10)
         raw = await raw_manager(info)
         stack.callback(raw.close)
         for platform, behaviour in (("12345", {}), ("110", {"hangup_after_ms": TARGET_HANGUP_MS})):
@@ -502,6 +572,8 @@ async def bench(rates: list[float], calls: list[int], agents: int,
                   f"SLA missing {len(result.sla_missing)}, errors {errors[:3]}",
                   file=sys.stderr, flush=True)
             results.append(result)
+            print(f"[bench]   after execution, ms p50/p95 service | raw: {segments(result)}",
+                  file=sys.stderr, flush=True)
             print(f"[bench]   service12345: {await stalls(http)}", file=sys.stderr, flush=True)
             print("[bench]   CPU ms per call: " + ", ".join(
                 f"{name} {ms:.1f}" for name, ms in cpu.items()), file=sys.stderr, flush=True)
@@ -566,6 +638,9 @@ def write_samples(path: Path, results: list[RateResult]) -> None:
                     "rate": result.rate, "path": call.path, "ticket_id": call.ticket_id,
                     "pressed_at": call.pressed_at, "bridged_ms": call.press_to_bridged_ms,
                     "executed_ms": call.press_to_transfer_ms, "reply_ms": call.press_to_ack_ms,
+                    "after_execution_ms": {
+                        name: (at - call.transferred_at) * 1000 for name, at in call.marks.items()
+                    } if call.transferred_at is not None else {},
                     "error": call.error}) + "\n")
 
 

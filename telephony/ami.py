@@ -25,7 +25,7 @@ import inspect
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -598,7 +598,16 @@ class AmiSession:
         Originate with `Async: true` returns the "queued" ack here; its
         `OriginateResponse` arrives later as an ordinary event.
         """
-        return await self._roundtrip(
+        return await self.submit(action, reply_timeout=reply_timeout, check=check)
+
+    def submit(
+        self, action: Mapping[str, Any], *, reply_timeout: float | None = None, check: bool = True
+    ) -> Coroutine[Any, Any, Message]:
+        """`send_action`, but the action is on the wire when this returns; await the result
+        for its reply (same errors). Lets a caller pipeline actions without a loop turn
+        between them. AmiDisconnected is raised here when there is no link to write to.
+        """
+        return self._roundtrip(
             self._live_protocol(action), Action(dict(action), as_list=False),
             reply_timeout or self.action_timeout, check,
         )
@@ -639,12 +648,17 @@ class AmiSession:
             )
         return protocol
 
-    async def _roundtrip(
+    def _roundtrip(
         self, protocol: _AmiProtocol, action: Action, limit: float, check: bool
-    ) -> Any:
-        name = str(action["Action"])
+    ) -> Coroutine[Any, Any, Any]:
+        """Writes the action now (a plain function); the coroutine awaits the reply."""
         started = time.perf_counter()
         future = protocol.send(action)
+        return self._reply(protocol, action, future, started, limit, check)
+
+    async def _reply(self, protocol: _AmiProtocol, action: Action, future: asyncio.Future,
+                     started: float, limit: float, check: bool) -> Any:
+        name = str(action["Action"])
         try:
             reply = await asyncio.wait_for(future, limit)
         except TimeoutError:

@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,9 +110,19 @@ class AmiSender:
         return self.session.ready.is_set()
 
     async def send(self, action: Mapping[str, Any]) -> Any:
-        # check=False: an Error reply comes back as the reply (the controller reads it).
+        return await self.submit(action)
+
+    def submit(self, action: Mapping[str, Any]) -> Awaitable[Any]:
         try:
-            return await self.session.send_action(dict(action), check=False)
+            # check=False: an Error reply comes back as the reply (the controller reads it).
+            return self._reply(self.session.submit(dict(action), check=False))
+        except AmiDisconnected as exc:
+            raise ConnectionError(str(exc)) from exc
+
+    @staticmethod
+    async def _reply(reply: Awaitable[Any]) -> Any:
+        try:
+            return await reply
         except AmiDisconnected as exc:
             raise ConnectionError(str(exc)) from exc
         except AmiTimeout as exc:

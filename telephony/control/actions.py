@@ -19,13 +19,12 @@ from telephony.ticket_context import TicketContext
 XFER_CONTEXT = "hotline-xfer"  # exten = target number; return-on-failure logic
 OUT_CONTEXT = "hotline-out"  # exten = target number; dial only (consults, conference parties)
 CONF_CONTEXT = "hotline-conf"  # exten = conference name; runs ConfBridge
-RETURN_CONTEXT = "hotline-return"  # back to HOTLINE_RETURN_AGENT, else the queue front
+RETURN_CONTEXT = "hotline-return"  # back to the transferring agent, else the queue front
 ROUTE_CONTEXT = "hotline-route"  # exten queue-front: the owning queue, front, announced
 QUEUE_FRONT = "queue-front"
 
 # Variables the dialplan reads.
 VAR_OP_ID = "HOTLINE_OP"  # in manager.conf channelvars: events carry it
-VAR_RETURN_AGENT = "HOTLINE_RETURN_AGENT"  # endpoint hotline-return rings first on failure
 VAR_CONF_ROLE = "HOTLINE_CONF_ROLE"  # caller | agent | party: picks the ConfBridge profile
 
 MAX_VALUE_LEN = 2048  # an encoded 120-char Chinese summary is ~1080

@@ -3,9 +3,10 @@
 Event path (Asterisk 22, checked in the lab): BlindTransfer, BridgeLeave x2,
 agent Hangup, Newchannel (target), DialBegin/DialEnd on the caller, BridgeEnter.
 On DialEnd without ANSWER the hotline-xfer dialplan sends the caller to
-hotline-return: first the transferring agent (HOTLINE_RETURN_AGENT, set on the
-caller just before the transfer; a DialBegin/DialEnd ANSWER on the caller), else
-the front of the original queue (QueueCallerJoin).
+hotline-return: first the transferring agent (the dialplan reads it from
+BLINDTRANSFER, which Asterisk sets on the caller; a DialBegin/DialEnd ANSWER on the
+caller), else the front of the original queue (QueueCallerJoin). So the press is
+one action, as the raw floor in bench/bench_transfer.py.
 """
 
 from __future__ import annotations
@@ -42,24 +43,17 @@ class BlindTransfer(Operation):
                           "returned_to_agent", "returned_to_queue"})
 
     def __init__(self, *, agent_channel: str, agent_uid: str, caller_channel: str,
-                 caller_uid: str, target_spec: Target, return_agent: str | None = None,
-                 **kw: Any) -> None:
+                 caller_uid: str, target_spec: Target, **kw: Any) -> None:
         super().__init__(target=target_spec.number, **kw)
         self.target_spec = target_spec
-        self.return_agent = return_agent  # the endpoint hotline-return rings on failure
         self.agent_channel, self.agent_uid = agent_channel, agent_uid
         self.caller_channel, self.caller_uid = caller_channel, caller_uid
         self.target_channel: str | None = None
         self.dial_status: str | None = None
 
     def start(self, now: float) -> list[Action]:
-        out = []
-        if self.return_agent:
-            out.append(actions.setvar(self.caller_channel, actions.VAR_RETURN_AGENT,
-                                      self.return_agent))
-        out.append(actions.blind_transfer(self.agent_channel, self.target_spec))
         self._go("requested", now)
-        return out
+        return [actions.blind_transfer(self.agent_channel, self.target_spec)]
 
     REJECTABLE = ("created", "requested")
 

@@ -16,7 +16,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -87,8 +87,7 @@ class Controller:
             agent, caller = self._two_party(who, call, leg_id)
             return BlindTransfer(agent_channel=agent.channel, agent_uid=agent.leg_id,
                                  caller_channel=caller.channel, caller_uid=caller.leg_id,
-                                 target_spec=spec, return_agent=agent.agent_id,
-                                 **self._base(who, call))
+                                 target_spec=spec, **self._base(who, call))
 
         return await self._create(who, call_id, "blind_transfer", spec.number, idempotency_key,
                                   build)
@@ -103,7 +102,7 @@ class Controller:
             return WarmTransfer(agent_channel=agent.channel, agent_uid=agent.leg_id,
                                 caller_channel=caller.channel, caller_uid=caller.leg_id,
                                 home_bridge=agent.bridge_id, target_spec=spec,
-                                return_agent=agent.agent_id, **self._base(who, call))
+                                **self._base(who, call))
 
         return await self._create(who, call_id, "warm_transfer", spec.number, idempotency_key,
                                   build)
@@ -384,45 +383,49 @@ class Controller:
     async def _execute(self, op: Operation, actions: list[Action]) -> bool:
         """Send in order; stop at the first refused or cut-off action. True if all went.
 
-        A Setvar followed by another action is pipelined: Asterisk runs one AMI
-        session's actions in the order they arrive, so the variable is set before the
-        next action runs, and the press saves a round trip per Setvar.
+        A Setvar followed by another action is pipelined (`_pipeline_setvar`): the
+        press waits only for the reply that decides the operation.
         """
         ok = True
-        setvars: list[asyncio.Task[bool]] = []
         for i, action in enumerate(actions):
             if str(action.get("Async", "")).lower() == "true":
                 # An async Originate's reply waits for the answer: don't hold the call lock.
                 self._spawn(self._send(op, action))
             elif action.get("Action") == "Setvar" and i + 1 < len(actions):
-                setvars.append(asyncio.ensure_future(self._send_setvar(op, action)))
-            else:
-                if setvars:
-                    await asyncio.sleep(0)  # tasks start FIFO: the Setvars are written first
-                if not await self._send(op, action):
-                    ok = False
-                    break
-        if setvars:
-            await asyncio.gather(*setvars)
+                self._pipeline_setvar(op, action)
+            elif not await self._send(op, action):
+                ok = False
+                break
         self._changed(op)
         return ok
 
-    async def _send_setvar(self, op: Operation, action: Action) -> bool:
-        """A pipelined Setvar: a refusal is noted on the operation, not fatal.
+    def _pipeline_setvar(self, op: Operation, action: Action) -> None:
+        """Write a Setvar now and read its reply in the background.
 
-        Asterisk refuses Setvar only for a channel that is gone, and then the action
-        after it fails on its own and decides the operation.
+        Asterisk runs one AMI session's actions in the order they arrive, so the
+        variable is set before the next action runs. Written in this loop turn, not
+        from a task (which would start a turn later, behind whatever the loop has
+        queued), and not waited for: at 8 calls/s that wait was 2.4 ms (p50) of a
+        key press's HTTP reply, spent on the loop's other work after the transfer.
         """
         try:
-            reply = await self.sender.send(action)
+            reply = self.sender.submit(action)
+        except ConnectionError:
+            return  # the next action meets the same link and is judged there
+        self._spawn(self._setvar_reply(op, action, reply))
+
+    async def _setvar_reply(self, op: Operation, action: Action, reply: Awaitable[Any]) -> None:
+        """A refused Setvar is noted on the operation, not fatal: Asterisk refuses it only
+        for a channel that is gone, and then the action after it fails on its own and
+        decides the operation."""
+        try:
+            first, _ = _split_reply(await reply)
         except (ConnectionError, TimeoutError):
-            return False  # the next action meets the same link and is judged there
-        first, _ = _split_reply(reply)
+            return  # the next action met the same link and was judged there
         if _refused(first):
             op.note(self.clock(), setvar_refused=str(action.get("Variable")),
                     message=str(first.get("Message", "")))
-            return False
-        return True
+            self._changed(op)
 
     async def _send(self, op: Operation, action: Action) -> bool:
         try:

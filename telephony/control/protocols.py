@@ -7,7 +7,7 @@ controller never mutates the tracker's model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,6 +74,11 @@ class ActionSender(Protocol):
     def ready(self) -> bool: ...
 
     async def send(self, action: Mapping[str, Any]) -> Any: ...
+
+    def submit(self, action: Mapping[str, Any]) -> Awaitable[Any]:
+        """The action is written before this returns (ConnectionError if it cannot be);
+        await the result for its reply, with send()'s errors."""
+        ...
 
 
 class OpStore(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -82,7 +82,13 @@ class FakeSender:
     fail_with: BaseException | None = None
 
     async def send(self, action: Mapping[str, Any]) -> Any:
-        self.sent.append(dict(action))
+        return await self.submit(action)
+
+    def submit(self, action: Mapping[str, Any]) -> Awaitable[Any]:
+        self.sent.append(dict(action))  # on the wire now, as AmiSession.submit
+        return self._reply(action)
+
+    async def _reply(self, action: Mapping[str, Any]) -> Any:
         if self.fail_with is not None:
             raise self.fail_with
         name = str(action["Action"])

@@ -74,13 +74,12 @@ class WarmTransfer(Operation):
 
     def __init__(self, *, agent_channel: str, agent_uid: str, caller_channel: str,
                  caller_uid: str, target_spec: Target, home_bridge: str | None = None,
-                 return_agent: str | None = None, **kw: Any) -> None:
+                 **kw: Any) -> None:
         super().__init__(target=target_spec.number, **kw)
         self.target_spec = target_spec
         self.agent_channel, self.agent_uid = agent_channel, agent_uid
         self.caller_channel, self.caller_uid = caller_channel, caller_uid
         self.home_bridge = home_bridge  # the caller's bridge; the agent returns to it
-        self.return_agent = return_agent
         self.consult_prefix = f"Local/{target_spec.number}@{actions.OUT_CONTEXT}-"
         self.swaps = 0  # swaps confirmed by events
         self.swap_requests = 0
@@ -212,7 +211,7 @@ class WarmTransfer(Operation):
             self.blind = BlindTransfer(
                 agent_channel=self.agent_channel, agent_uid=self.agent_uid,
                 caller_channel=self.caller_channel, caller_uid=self.caller_uid,
-                target_spec=self.target_spec, return_agent=self.return_agent, now=at, **kw)
+                target_spec=self.target_spec, now=at, **kw)
             return self.blind.start(at)
         return []
 

@@ -322,6 +322,23 @@ async def test_actions_fail_fast_while_disconnected(ami):
     session = make_session(ami, "fail-fast")
     with pytest.raises(AmiDisconnected, match="not connected"):
         await session.send_action({"Action": "Ping"})
+    with pytest.raises(AmiDisconnected, match="not connected"):
+        session.submit({"Action": "Ping"})  # said at once: nothing was written
+
+
+async def test_submitted_actions_are_written_at_once_and_replied_in_order(ami):
+    # A pipelined Setvar + BlindTransfer: both leave in the caller's loop turn,
+    # before either reply is awaited, and each reply finds its own action.
+    ami.responders["setvar"] = lambda c, a: c.reply(a, Message="Variable Set")
+    async with make_session(ami, "submit") as session:
+        await session.wait_ready(2)
+        first = session.submit({"Action": "Setvar", "Variable": "A", "Value": "1"})
+        second = session.submit({"Action": "Ping"})
+        await eventually(lambda: len(ami.actions("setvar")) + len(ami.actions("ping")) >= 2)
+        order = [a["Action"] for _, a in ami.received if a["Action"] in ("Setvar", "Ping")]
+        assert order[-2:] == ["Setvar", "Ping"]
+        assert (await second)["Response"] == "Success"
+        assert (await first)["Message"] == "Variable Set"
 
 
 # --- events ---------------------------------------------------------------------

@@ -100,7 +100,7 @@ async def test_idempotency_header(world: World) -> None:
     second = await (await world.client.post("/api/v1/transfers", headers=headers, json={
         "call_id": CALLER_UID, "target": "110"})).json()
     assert first["op_id"] == second["op_id"]
-    assert world.sender.names() == ["Setvar", "BlindTransfer"]
+    assert world.sender.names() == ["BlindTransfer"]
     bad = await world.client.post("/api/v1/transfers", json={"call_id": CALLER_UID,
                                                                "target": "110"},
                                   headers={**H_AGENT, "Idempotency-Key": "a b"})
@@ -232,7 +232,7 @@ async def test_desk_phone_action_urls(world: World) -> None:
     again = await world.client.post("/api/v1/keys/xfer110",
                                     params={"agent": AGENT_ID, "token": AGENT_TOKEN})
     assert (await again.json())["op_id"] == (await resp.json())["op_id"]
-    assert world.sender.names() == ["Setvar", "BlindTransfer"]
+    assert world.sender.names() == ["BlindTransfer"]
     resp = await world.client.get("/api/v1/keys/xfer110",
                                   params={"agent": "agent12345-2", "token": AGENT_TOKEN})
     assert await error_of(resp) == (403, "not_your_phone")
@@ -293,7 +293,7 @@ async def test_concurrent_http_presses_make_one_transfer(world: World) -> None:
         for _ in range(5)))
     ids = {(await r.json())["op_id"] for r in responses}
     assert [r.status for r in responses] == [202] * 5
-    assert len(ids) == 1 and world.sender.names() == ["Setvar", "BlindTransfer"]
+    assert len(ids) == 1 and world.sender.names() == ["BlindTransfer"]
 
 
 async def test_interrupted_action_reported_not_resent(world: World) -> None:
@@ -306,8 +306,8 @@ async def test_interrupted_action_reported_not_resent(world: World) -> None:
     again = await world.client.post("/api/v1/transfers", headers=H_AGENT,
                                     json={"call_id": CALLER_UID, "target": "110"})
     assert (await again.json())["op_id"] == body["op_id"]
-    # The first press tried its pipelined Setvar and the transfer; the retry sent nothing.
-    assert world.sender.names() == ["Setvar", "BlindTransfer"]
+    # The first press tried the transfer; the retry sent nothing.
+    assert world.sender.names() == ["BlindTransfer"]
 
 
 async def test_a_request_that_acts_runs_with_no_collector_pause_and_a_read_may_have_one(
@@ -315,17 +315,17 @@ async def test_a_request_that_acts_runs_with_no_collector_pause_and_a_read_may_h
     import gc
 
     seen: list[tuple[str, bool]] = []
-    original = world.sender.send
+    original = world.sender.submit
 
-    async def watching_send(action: Any) -> Any:
+    def watching_submit(action: Any) -> Any:  # the moment an action is written
         seen.append((str(action["Action"]), gc.isenabled()))
-        return await original(action)
+        return original(action)
 
-    world.sender.send = watching_send  # type: ignore[method-assign]
+    world.sender.submit = watching_submit  # type: ignore[method-assign]
     resp = await world.client.get("/api/v1/keys/xfer110",
                                   params={"agent": AGENT_ID, "token": AGENT_TOKEN})
     assert resp.status == 202
-    assert seen == [("Setvar", False), ("BlindTransfer", False)]
+    assert seen == [("BlindTransfer", False)]
     assert gc.isenabled()
 
     op_id = (await resp.json())["op_id"]

@@ -71,10 +71,9 @@ def world() -> dict[str, Any]:
 async def test_agent_blind_transfer_confirmed_by_events(world: dict[str, Any]) -> None:
     c: Controller = world["c"]
     op = await c.blind_transfer(AGENT_P, CALLER_UID, "110")
+    # One action, as the raw floor: if the target fails, hotline-return rings the agent
+    # named by BLINDTRANSFER (Asterisk sets it on the caller), no Setvar needed.
     assert world["sender"].sent == [
-        # hotline-return rings this endpoint first if the target fails.
-        {"Action": "Setvar", "Channel": "PJSIP/citizen-00000001",
-         "Variable": "HOTLINE_RETURN_AGENT", "Value": AGENT_ID},
         {"Action": "BlindTransfer", "Channel": AGENT, "Context": "hotline-xfer", "Exten": "110"}]
     assert op.state == "requested"  # the reply alone confirms nothing
     for event in blind_success_events():
@@ -164,7 +163,7 @@ async def test_double_press_is_one_operation(world: dict[str, Any]) -> None:
         world["c"].blind_transfer(AGENT_P, CALLER_UID, "110"),
         world["c"].blind_transfer(AGENT_P, CALLER_UID, "110"))
     assert first is second
-    assert sender.names() == ["Setvar", "BlindTransfer"]
+    assert sender.names() == ["BlindTransfer"]
 
 
 async def test_repeat_within_window_even_after_done(world: dict[str, Any]) -> None:
@@ -185,7 +184,7 @@ async def test_idempotency_key_returns_same_op(world: dict[str, Any]) -> None:
     op = await c.blind_transfer(AGENT_P, CALLER_UID, "110", idempotency_key="req-1")
     world["clock"].now += 3600
     again = await c.blind_transfer(AGENT_P, CALLER_UID, "110", idempotency_key="req-1")
-    assert again is op and world["sender"].names() == ["Setvar", "BlindTransfer"]
+    assert again is op and world["sender"].names() == ["BlindTransfer"]
 
 
 async def test_second_call_moving_op_conflicts(world: dict[str, Any]) -> None:
@@ -201,19 +200,18 @@ async def test_disconnect_mid_action_is_never_resent(world: dict[str, Any]) -> N
     world["sender"].fail_with = ConnectionError("AMI lost")
     op = await c.blind_transfer(AGENT_P, CALLER_UID, "110")
     assert op.interrupted and op.state == "requested"
-    # The Setvar is pipelined with the transfer, so both had left when the link went.
-    assert world["sender"].names() == ["Setvar", "BlindTransfer"]
+    assert world["sender"].names() == ["BlindTransfer"]
     world["sender"].fail_with = None
     # A retried press while unresolved is the same operation; nothing is re-sent.
     world["clock"].now += 60
     assert await c.blind_transfer(AGENT_P, CALLER_UID, "110") is op
-    assert len(world["sender"].sent) == 2
+    assert len(world["sender"].sent) == 1
     # After the reconnect the live state shows the agent still bridged: it never ran.
     await c.reconcile()
     assert op.outcome == "not_executed"
     retry = await c.blind_transfer(AGENT_P, CALLER_UID, "110")
     assert retry is not op
-    assert world["sender"].names() == ["Setvar", "BlindTransfer", "Setvar", "BlindTransfer"]
+    assert world["sender"].names() == ["BlindTransfer", "BlindTransfer"]
 
 
 async def test_disconnect_then_events_resolve_it(world: dict[str, Any]) -> None:
@@ -234,7 +232,7 @@ async def test_action_refused_is_409_and_retry_allowed(world: dict[str, Any]) ->
     world["sender"].replies.clear()
     op = await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
     assert op.state == "requested"
-    assert world["sender"].names() == ["Setvar", "BlindTransfer"] * 2
+    assert world["sender"].names() == ["BlindTransfer"] * 2
 
 
 async def test_spy_requires_supervisor(world: dict[str, Any]) -> None:
@@ -379,61 +377,83 @@ class WireSender(FakeSender):
         super().__init__()
         self.waiting: list[asyncio.Future[Any]] = []
 
-    async def send(self, action: Any) -> Any:
+    def submit(self, action: Any) -> asyncio.Future[Any]:
         self.sent.append(dict(action))  # on the wire now, before any reply
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting.append(reply)
-        return await reply
+        return reply
 
 
-async def test_setvar_is_pipelined_with_the_transfer(world: dict[str, Any]) -> None:
+async def test_setvars_are_pipelined_with_the_action_after_them(world: dict[str, Any]) -> None:
     sender = WireSender()
     world["c"].sender = sender
-    press = asyncio.ensure_future(world["c"].blind_transfer(AGENT_P, CALLER_UID, "110"))
+    press = asyncio.ensure_future(world["c"].conference(AGENT_P, CALLER_UID))
     for _ in range(5):
         await asyncio.sleep(0)
-    # Both actions are on the wire, in order, before Asterisk has answered either.
-    assert sender.names() == ["Setvar", "BlindTransfer"]
-    for reply in sender.waiting:
-        reply.set_result({"Response": "Success"})
+    # All three actions are on the wire, in order, before Asterisk has answered any.
+    assert sender.names() == ["Setvar", "Setvar", "Redirect"]
+    # The press waits for the Redirect's reply alone: the one that decides it.
+    sender.waiting[-1].set_result({"Response": "Success"})
     op = await press
-    assert op.state == "requested" and not op.interrupted
+    assert op.state == "redirecting" and not op.interrupted
+    for reply in sender.waiting[:-1]:
+        reply.set_result({"Response": "Success"})
+    await world["c"].drain()
+    assert not any("setvar_refused" in s.detail for s in op.steps)
 
 
-async def test_refused_setvar_is_noted_and_the_transfer_still_decides(
+async def test_a_link_gone_before_the_pipelined_setvars_leave_is_judged_on_the_next_action(
+        world: dict[str, Any]) -> None:
+    class NoLink(FakeSender):
+        def submit(self, action: Any) -> Any:
+            raise ConnectionError("AMI lost")
+
+    world["c"].sender = NoLink()
+    op = await world["c"].conference(AGENT_P, CALLER_UID)
+    await world["c"].drain()
+    assert op.interrupted and op.state == "redirecting"
+    assert [s.detail.get("interrupted") for s in op.steps if s.detail.get("interrupted")] == [
+        "Redirect"]
+
+
+async def test_refused_setvar_is_noted_and_the_action_after_it_decides(
         world: dict[str, Any]) -> None:
     world["sender"].replies["Setvar"] = {"Response": "Error", "Message": "No such channel"}
-    op = await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
-    assert op.state == "requested"
-    assert any(s.detail.get("setvar_refused") == "HOTLINE_RETURN_AGENT" for s in op.steps)
-    for event in blind_success_events():
-        world["c"].on_event(event)
-    assert op.outcome == "completed"
+    op = await world["c"].conference(AGENT_P, CALLER_UID)
+    assert op.state == "redirecting"  # the Redirect went through
+    await world["c"].drain()  # the Setvars' replies are read in the background
+    refused = [s.detail["setvar_refused"] for s in op.steps if "setvar_refused" in s.detail]
+    assert refused == ["HOTLINE_CONF_ROLE", "HOTLINE_CONF_ROLE"]
+    assert not op.done and not op.interrupted
 
 
 async def test_refused_action_after_setvar_stops_the_plan(world: dict[str, Any]) -> None:
-    world["sender"].replies["BlindTransfer"] = {"Response": "Error", "Message": "nope"}
+    world["sender"].replies["Redirect"] = {"Response": "Error", "Message": "nope"}
     with pytest.raises(WrongState):
-        await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
-    assert world["sender"].names() == ["Setvar", "BlindTransfer"]
+        await world["c"].conference(AGENT_P, CALLER_UID)
+    await world["c"].drain()
+    assert world["sender"].names() == ["Setvar", "Setvar", "Redirect"]  # no Originate
 
 
 async def test_no_collection_starts_while_an_operation_sends_its_actions(world: dict[str, Any]):
     import gc
 
     sender: FakeSender = world["sender"]
-    original = sender.send
+    original = sender.submit
     collector_on: list[bool] = []
 
-    async def watching_send(action: Any) -> Any:
-        collector_on.append(gc.isenabled())
+    async def reply_later(reply: Any) -> Any:
         await asyncio.sleep(0)  # another task (the event pump) runs meanwhile
-        return await original(action)
+        return await reply
 
-    sender.send = watching_send  # type: ignore[method-assign]
+    def watching_submit(action: Any) -> Any:  # the moment an action is written
+        collector_on.append(gc.isenabled())
+        return reply_later(original(action))
+
+    sender.submit = watching_submit  # type: ignore[method-assign]
     assert gc.isenabled()
     await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
-    assert collector_on == [False, False]  # Setvar and BlindTransfer
+    assert collector_on == [False]  # BlindTransfer
     assert gc.isenabled()  # on again once the press is done
 
 

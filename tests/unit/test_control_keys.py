@@ -60,7 +60,7 @@ async def test_dtmf_xfer110_runs_blind_transfer(ctl: Controller) -> None:
                                "Context": "hotline-xfer", "Exten": "110"}
     # A second press is the same operation.
     assert await keys.on_user_event(ctl, key_event("xfer110")) is op
-    assert sender.names() == ["Setvar", "BlindTransfer"]
+    assert sender.names() == ["BlindTransfer"]
 
 
 async def test_dtmf_and_http_paths_share_operations(ctl: Controller) -> None:

@@ -270,15 +270,15 @@ def test_phone_complete_key_while_ringing() -> None:
     assert op.outcome == "completed"
 
 
-def test_converted_blind_carries_return_agent() -> None:
+def test_completed_before_the_answer_is_a_blind_transfer_of_the_agent_leg() -> None:
     op = WarmTransfer(agent_channel=AGENT, agent_uid=AGENT_UID, caller_channel=CALLER,
                       caller_uid=CALLER_UID, target_spec=TargetPolicy("12345").resolve("110"),
-                      home_bridge=BRIDGE, return_agent="agent12345-1", op_id="op3",
+                      home_bridge=BRIDGE, op_id="op3",
                       call_id=CALLER_UID, platform="12345", initiator="agent12345-1", now=1.0)
     op.start(1.0)
     ringing(op)
     op.request("complete", 2.0)
-    setvar, blind = op.feed(agent_back(), 0.0)
-    assert setvar == {"Action": "Setvar", "Channel": CALLER, "Variable": "HOTLINE_RETURN_AGENT",
-                      "Value": "agent12345-1"}
-    assert blind["Action"] == "BlindTransfer"
+    # The agent leg transfers: if the target then fails, hotline-return rings that agent
+    # (BLINDTRANSFER names it on the caller), as for a one-key press.
+    assert op.feed(agent_back(), 0.0) == [{"Action": "BlindTransfer", "Channel": AGENT,
+                                           "Context": "hotline-xfer", "Exten": "110"}]

@@ -91,8 +91,11 @@ class FakeSession:
         self.ready = asyncio.Event()
         self.ready.set()
 
-    async def send_action(self, action: dict[str, Any], *, check: bool = True) -> Any:
-        self.calls.append({"action": action, "check": check})
+    def submit(self, action: dict[str, Any], *, check: bool = True) -> Any:
+        self.calls.append({"action": action, "check": check})  # written now
+        return self._reply(check)
+
+    async def _reply(self, check: bool) -> Any:
         if isinstance(self.outcome, BaseException):
             raise self.outcome
         if check and self.outcome.get("Response") == "Error":
@@ -124,3 +127,13 @@ async def test_a_cut_off_action_is_a_connection_or_timeout_error(
     sender = AmiSender(FakeSession(raised))  # type: ignore[arg-type]
     with pytest.raises(expected):
         await sender.send({"Action": "BlindTransfer"})
+
+
+async def test_no_link_to_write_to_is_a_connection_error_at_once() -> None:
+    class Unlinked(FakeSession):
+        def submit(self, action: dict[str, Any], *, check: bool = True) -> Any:
+            raise AmiDisconnected("not connected")
+
+    sender = AmiSender(Unlinked(None))  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        sender.submit({"Action": "Setvar"})  # before anything is awaited
