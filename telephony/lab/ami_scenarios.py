@@ -157,10 +157,10 @@ async def blind_transfer_cross_trunk(run: ScenarioRun) -> None:
         logged_in_agent(run.lab, "110"),
         citizen(talk_s=8.0),
     ):
-        caller = await _answered_by_12345_agent(run)
+        await _answered_by_12345_agent(run)
         await asyncio.sleep(1.0)
         mark = len(run.events)
-        await _blind_transfer(run, caller, exten="110")
+        await _blind_transfer(run, exten="110")
         agent110 = await run.bridged("110", AGENT_110, after=mark)
         trunk_leg = await run.peer_in_bridge(agent110)
         run.require(
@@ -285,10 +285,10 @@ async def hangup_race(run: ScenarioRun) -> None:
         logged_in_agent(run.lab, "110", ring_delay_ms=5000),
         citizen(talk_s=4.0),
     ):
-        caller = await _answered_by_12345_agent(run)
+        await _answered_by_12345_agent(run)
         await asyncio.sleep(0.5)
         mark = len(run.events)
-        await _blind_transfer(run, caller, exten="110")
+        await _blind_transfer(run, exten="110")
         await run.wait_event(
             lambda e: (
                 is_event(e, "DialBegin", "110")
@@ -327,7 +327,7 @@ async def transfer_no_answer(run: ScenarioRun) -> None:
             },
         )
         mark = len(run.events)
-        await _blind_transfer(run, caller, exten="110")
+        await _blind_transfer(run, exten="110")
         await run.wait_event(
             lambda e: (
                 is_event(e, "UserEvent", "12345") and e.get("UserEvent") == "HotlineXferFailed"
@@ -376,17 +376,11 @@ async def _answered_by_12345_agent(run: ScenarioRun) -> Event:
     return await run.peer_in_bridge(agent)
 
 
-async def _blind_transfer(run: ScenarioRun, caller: Event, *, exten: str) -> None:
-    """What the service's one-key transfer does: mark the return agent, then BlindTransfer."""
-    await run.action(
-        "12345",
-        {
-            "Action": "Setvar",
-            "Channel": caller["Channel"],
-            "Variable": "HOTLINE_RETURN_AGENT",
-            "Value": AGENT_12345,
-        },
-    )
+async def _blind_transfer(run: ScenarioRun, *, exten: str) -> None:
+    """What the service's one-key transfer does: one BlindTransfer of the agent's leg.
+
+    (hotline-return reads the agent from BLINDTRANSFER. The fixtures recorded before
+    session 7 also show the `Setvar HOTLINE_RETURN_AGENT` the service sent then.)"""
     agent = await run.bridged("12345", AGENT_12345)
     await run.action(
         "12345",
