@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bench import bench_transfer as bt
-from bench.stats import Comparison, compare, meets_target, percentile
+from bench.stats import Comparison, compare, meets_target, overhead_interval, percentile
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:
@@ -53,6 +53,29 @@ def _enter(bridge: str, uid: str, channel: str, ticket: str = "") -> dict:
     return event
 
 
+def test_overhead_interval_is_exact_without_spread_and_widens_with_it() -> None:
+    # No spread: every resample has the same p99, so the interval is the point.
+    assert overhead_interval([30.0] * 50, [27.0] * 50, 99) == (3.0, 3.0)
+    rng = random.Random(7)
+    raw = [rng.gauss(30, 3) for _ in range(200)]
+    service = [v + 2 for v in raw]  # the same calls 2 ms slower
+    low, high = overhead_interval(service, raw, 50)
+    assert low < 2.0 < high  # the true shift is inside
+    tail_low, tail_high = overhead_interval(service, raw, 99)
+    assert tail_high - tail_low > high - low  # p99 rests on few calls: wider
+    # Seeded: the same samples, the same interval; a rare 60 ms outlier widens it.
+    assert overhead_interval(service, raw, 99) == (tail_low, tail_high)
+    _, spiky_high = overhead_interval([*service, 60.0, 61.0], raw, 99)
+    assert spiky_high > tail_high
+
+
+def test_overhead_interval_refuses_no_values_and_bad_confidence() -> None:
+    with pytest.raises(ValueError):
+        overhead_interval([], [1.0], 99)
+    with pytest.raises(ValueError):
+        overhead_interval([1.0], [1.0], 99, confidence=1.0)
+
+
 def test_observer_finds_answered_calls_and_times_the_caller_reaching_the_trunk() -> None:
     obs = bt.Observer()
     obs.on_event(_enter("b1", "c1", "PJSIP/citizen-00000001", ticket="T-1"))
@@ -76,6 +99,40 @@ def test_observer_finds_answered_calls_and_times_the_caller_reaching_the_trunk()
     assert call.bridged_at >= call.transferred_at
     assert call.press_to_bridged_ms == pytest.approx((call.bridged_at - 100.0) * 1000)
     assert obs.answered.empty()  # the trunk bridge is not a new answered call
+
+
+def test_observer_marks_each_step_after_execution_on_both_nodes() -> None:
+    obs = bt.Observer()
+    obs.on_event(_enter("b1", "c1", "PJSIP/citizen-00000001", ticket="T-1"))
+    obs.on_event(_enter("b1", "a1", "PJSIP/agent12345-2-00000002"))
+    call = obs.answered.get_nowait()
+    tagged = {"ChanVariable": ["TICKET_ID=T-1"]}
+    # Before the press nothing is marked, on either node.
+    obs.on_event({"Event": "DialBegin", "Uniqueid": "c1"})
+    obs.on_event_110({"Event": "DialBegin", "Uniqueid": "x", **tagged})
+    assert call.marks == {}
+    call.pressed_at = 0.0
+    obs.on_event({"Event": "BlindTransfer", "TransfereeUniqueid": "c1"})
+    obs.on_event({"Event": "DialBegin", "Uniqueid": "c1"})
+    obs.on_event_110({"Event": "Newchannel", "Uniqueid": "n1",
+                      "Channel": "PJSIP/trunk12345-00000009"})
+    obs.on_event_110({"Event": "Newchannel", "Uniqueid": "n2", "Channel": "PJSIP/other-1"})
+    obs.on_event_110({"Event": "DialBegin", "Uniqueid": "n1", **tagged})
+    obs.on_event_110({"Event": "DialEnd", "Uniqueid": "n1", "DialStatus": "BUSY", **tagged})
+    assert "answer_agent110" not in call.marks  # only an answer counts
+    obs.on_event_110({"Event": "DialEnd", "Uniqueid": "n1", "DialStatus": "ANSWER", **tagged})
+    obs.on_event({"Event": "DialEnd", "Uniqueid": "c1", "DialStatus": "ANSWER"})
+    obs.on_event(_enter("b2", "t1", "PJSIP/trunk110-00000003"))
+    obs.on_event(_enter("b2", "c1", "PJSIP/citizen-00000001"))
+    assert set(call.marks) == set(bt.SEGMENTS)
+    assert obs.arrived110.keys() == {"n1"}  # another peer's channel is not a trunk arrival
+    obs.on_event_110({"Event": "Hangup", "Uniqueid": "n1"})
+    assert not obs.arrived110
+    call.path = "service"
+    result = bt.RateResult(1.0, 1, [call], citizens_ok=1, sla_missing=[], wall_s=1.0)
+    text = bt.segments(result)
+    assert text.count("->") == len(bt.SEGMENTS) - 1
+    assert "transferred->dial_trunk " in text and text.endswith("| -")  # no raw calls
 
 
 def test_observer_ignores_a_bridge_without_exactly_one_caller() -> None:
@@ -105,7 +162,8 @@ def test_report_shows_both_paths_overhead_ratio_and_the_clean_rate() -> None:
     row = next(line for line in text.splitlines() if line.startswith("| 1 | 2/2"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "30.5 / 31.0" and cells[3] == "28.5 / 29.0"
-    assert cells[4] == "2.0 / 2.0" and cells[5] == "1.07 / 1.07" and cells[6] == "yes"
+    assert cells[4] == "2.0 / 2.0" and cells[5] == "1.0 .. 3.0"
+    assert cells[6] == "1.07 / 1.07" and cells[7] == "yes"
     assert "| 8 | 2/1 |" in text and "too few samples" in text
     assert "| 8 | 4 | 1 | 1 | 4.0 | 1.5 |" in text
     lossy_full = bt.RateResult(8.0, 2, [_call("service", 5, 30), _call("raw", 3, 28),
