@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_transfer.py --rate 1 --calls 20 --rate 5 --calls 40
 
 Both paths run in ONE run on the same lab with the same call pattern, call by
-call interleaved (a, b, a, b, ...) so machine noise hits both alike:
+call interleaved (balanced pairs in random order) so machine noise hits both alike:
 
   (a) service: HTTP key press POST /api/v1/keys/xfer110?agent=... to the running
       12345 service (`hotline serve --platform 12345 --lab`, a child process),
@@ -14,12 +14,13 @@ call interleaved (a, b, a, b, ...) so machine noise hits both alike:
       service logic, no ticket bookkeeping.
 
 Measured: press -> bridged, where "press" is just before the HTTP request (a)
-or the first AMI action (b) leaves this process, and "bridged" is the arrival
-here of node12345's BridgeEnter that puts the caller and the trunk110 leg in
-one bridge. node110 answers the trunk only when its 110 agent answers (queue
-with ringing), so that moment means the caller is talking to the 110 agent.
-Both timestamps come from one clock in one process (the observer's AMI
-session), so AMI delivery delay cancels out between the paths.
+or the first AMI action (b) leaves this process, and "bridged" is the moment
+node12345 raised the BridgeEnter that puts the caller and the trunk110 leg in
+one bridge (the event's own Timestamp; see asterisk_time). node110 answers the
+trunk only when its 110 agent answers (queue with ringing), so that moment
+means the caller is talking to the 110 agent. Both stamps are this machine's
+wall clock; until session 7 "bridged" was the event's arrival here, which added
+the AMI delivery delay (20 ms at p99) to both paths' tails.
 
 Call pattern: SIPp citizens dial 9999 on node12345 (straight to queue q12345,
 no IVR), a 12345 agent answers, the press comes HOLD_MS after the caller and
@@ -37,6 +38,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -100,6 +102,7 @@ class Call:
     # Where the time after execution goes: arrival time of each step's first event,
     # on node12345 (the caller's dial over the trunk) and node110 (its queue, its agent).
     marks: dict[str, float] = field(default_factory=dict)
+    agent110: str = ""  # the 110 agent's channel (node110's DialBegin): slow peers show up
 
     @property
     def agent_endpoint(self) -> str:
@@ -125,6 +128,22 @@ class Call:
         return (at - self.pressed_at) * 1000
 
 
+def asterisk_time(event: Any) -> float:
+    """When Asterisk raised the event: its `Timestamp` (manager.conf timestampevents),
+    else the arrival time here.
+
+    Both are this machine's wall clock, as is the press stamp. Arrival times carry the
+    AMI delivery delay to this observer, which at 8 calls/s reached 20 ms at p99 and
+    58 ms at most (both kinds of session alike): noise added to both paths' tails that
+    no path causes. Asterisk's own stamp is the moment the bridge or transfer happened.
+    """
+    stamp = event.get("Timestamp")
+    try:
+        return float(stamp) if stamp else time.time()
+    except ValueError:
+        return time.time()
+
+
 class Observer:
     """Follows node12345's bridges: finds answered calls, times the caller reaching 110."""
 
@@ -138,7 +157,7 @@ class Observer:
 
     def on_event_110(self, event: Any) -> None:
         """node110's side of a transfer: the trunk call arrives, the queue rings an agent."""
-        now = time.perf_counter()
+        now = asterisk_time(event)
         name, uid = event.get("Event"), str(event.get("Uniqueid", ""))
         if name == "Newchannel":
             if str(event.get("Channel", "")).startswith("PJSIP/trunk12345-"):
@@ -155,11 +174,12 @@ class Observer:
             call.marks.setdefault("arrived110", self.arrived110[uid])
         if name == "DialBegin":
             call.marks.setdefault("ring_agent110", now)
+            call.agent110 = call.agent110 or str(event.get("DestChannel", ""))
         elif name == "DialEnd" and event.get("DialStatus") == "ANSWER":
             call.marks.setdefault("answer_agent110", now)
 
     def on_event(self, event: Any) -> None:
-        now = time.perf_counter()  # first thing: the arrival time is the measurement
+        now = asterisk_time(event)
         name = event.get("Event")
         uid = str(event.get("Uniqueid", ""))
         ticket = parse_chan_variables(event.get("ChanVariable")).get("TICKET_ID")
@@ -218,17 +238,17 @@ class Presser:
 
     async def service(self, call: Call) -> None:
         headers = {"Authorization": f"Bearer {self.tokens[call.agent_endpoint]}"}
-        call.pressed_at = time.perf_counter()
+        call.pressed_at = time.time()
         async with self.http.post(self.url, params={"agent": call.agent_endpoint},
                                   headers=headers) as resp:
             body = await resp.json()
-        call.acked_at = time.perf_counter()
+        call.acked_at = time.time()
         if resp.status != 202:
             call.error = f"http {resp.status}: {body}"
 
     async def raw(self, call: Call) -> None:
         # The floor: one BlindTransfer straight from panoramisk, nothing else.
-        call.pressed_at = time.perf_counter()
+        call.pressed_at = time.time()
         try:
             reply = await asyncio.wait_for(self.raw_ami.send_action({
                 "Action": "BlindTransfer", "Channel": call.agent_channel,
@@ -237,7 +257,7 @@ class Presser:
                 call.error = f"ami: {reply.get('Message', reply)}"
         except TimeoutError:
             call.error = "ami: no reply"
-        call.acked_at = time.perf_counter()
+        call.acked_at = time.time()
 
 
 async def raw_manager(info: Any) -> panoramisk.Manager:
@@ -279,8 +299,25 @@ class RateResult:
         return self.lost == 0 and not self.sla_missing
 
 
+def path_order(calls: int, seed: int, only: str | None = None) -> list[str]:
+    """Which path each answered call takes: balanced pairs, each pair's order drawn at random.
+
+    Plain a, b, a, b aliased with the queues: both use `rrmemory` over 8 agents, so
+    at 1 call/s every service press went to the even agents and every raw press to
+    the odd ones (or the other way round), and one slow agent process showed up as
+    one path's tail. Seeded: a rerun places the paths the same way.
+    """
+    if only is not None:
+        return [only] * calls
+    rng = random.Random(seed)
+    order: list[str] = []
+    while len(order) < calls:
+        order += rng.choice([["service", "raw"], ["raw", "service"]])
+    return order[:calls]
+
+
 async def run_rate(lab: Lab, observer: Observer, presser: Presser, redis: Any, *,
-                   rate: float, calls: int, first_path: str,
+                   rate: float, calls: int, seed: int,
                    only: str | None = None) -> RateResult:
     observer.calls.clear()
     observer.by_ticket.clear()
@@ -288,16 +325,14 @@ async def run_rate(lab: Lab, observer: Observer, presser: Presser, redis: Any, *
         observer.answered.get_nowait()
     t0 = time.perf_counter()
     citizens = await start_citizens(rate, calls)
-    paths = ("service", "raw") if first_path == "service" else ("raw", "service")
-    if only is not None:
-        paths = (only, only)
+    paths = path_order(calls, seed, only)
     presses: list[asyncio.Task[None]] = []
     for n in range(calls):
         try:
             call = await asyncio.wait_for(observer.answered.get(), 30)
         except TimeoutError:
             break
-        call.path = paths[n % 2]
+        call.path = paths[n]
         presses.append(asyncio.create_task(_press_and_wait(presser, call)))
     await asyncio.gather(*presses)
     citizens_ok = await citizens_done(citizens)
@@ -568,7 +603,7 @@ async def bench(rates: list[float], calls: list[int], agents: int,
             print(f"[bench] {count} calls at {rate:g}/s ...", file=sys.stderr, flush=True)
             cpu_before = cpu_by_process()
             result = await run_rate(lab, observer, presser, redis, rate=rate, calls=count,
-                                    first_path="service" if n % 2 == 0 else "raw", only=only)
+                                    seed=n, only=only)
             cpu = {name: (seconds - cpu_before.get(name, 0.0)) * 1000 / count
                    for name, seconds in cpu_by_process().items()}
             errors = [c.error for c in result.calls if c.error]
@@ -640,6 +675,8 @@ def write_samples(path: Path, results: list[RateResult]) -> None:
             for call in result.calls:
                 out.write(json.dumps({
                     "rate": result.rate, "path": call.path, "ticket_id": call.ticket_id,
+                    "agent12345": call.agent_endpoint,
+                    "agent110": call.agent110.removeprefix("PJSIP/").rsplit("-", 1)[0],
                     "pressed_at": call.pressed_at, "bridged_ms": call.press_to_bridged_ms,
                     "executed_ms": call.press_to_transfer_ms, "reply_ms": call.press_to_ack_ms,
                     "after_execution_ms": {

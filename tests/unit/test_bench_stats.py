@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 
 import pytest
 
@@ -133,6 +134,28 @@ def test_observer_marks_each_step_after_execution_on_both_nodes() -> None:
     text = bt.segments(result)
     assert text.count("->") == len(bt.SEGMENTS) - 1
     assert "transferred->dial_trunk " in text and text.endswith("| -")  # no raw calls
+
+
+def test_observer_times_with_asterisks_own_stamps_when_events_carry_them() -> None:
+    obs = bt.Observer()
+    obs.on_event(_enter("b1", "c1", "PJSIP/citizen-00000001", ticket="T-1"))
+    obs.on_event(_enter("b1", "a1", "PJSIP/agent12345-2-00000002"))
+    call = obs.answered.get_nowait()
+    call.pressed_at = 1000.000
+    obs.on_event({"Event": "BlindTransfer", "TransfereeUniqueid": "c1",
+                  "Timestamp": "1000.004500"})
+    obs.on_event({**_enter("b2", "t1", "PJSIP/trunk110-00000003"), "Timestamp": "1000.020"})
+    obs.on_event({**_enter("b2", "c1", "PJSIP/citizen-00000001"), "Timestamp": "1000.031250"})
+    # However late the events arrive here, the times are Asterisk's.
+    assert call.press_to_transfer_ms == pytest.approx(4.5)
+    assert call.press_to_bridged_ms == pytest.approx(31.25)
+
+
+def test_asterisk_time_falls_back_to_the_arrival_time() -> None:
+    assert bt.asterisk_time({"Timestamp": "1795965861.238167"}) == 1795965861.238167
+    before = time.time()
+    assert before <= bt.asterisk_time({}) <= time.time()
+    assert before <= bt.asterisk_time({"Timestamp": "soon"}) <= time.time()
 
 
 def test_observer_ignores_a_bridge_without_exactly_one_caller() -> None:
