@@ -445,8 +445,7 @@ async def stalls(http: aiohttp.ClientSession) -> str:
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         if name.startswith(("hotline_event_loop_lag_seconds", "hotline_gc_pause_seconds",
-                            "hotline_http_request_seconds_sum",
-                            "hotline_http_request_seconds_count")):
+                            "hotline_http_request_seconds")):
             samples[name.replace('"', "")] = float(value)
     lag = "hotline_event_loop_lag_seconds"
     total = samples.get(f"{lag}_count", 0.0)
@@ -454,10 +453,13 @@ async def stalls(http: aiohttp.ClientSession) -> str:
     pauses = [f"gen{g} {samples.get(f'hotline_gc_pause_seconds_count{{generation={g}}}', 0):.0f}"
               f" ({samples.get(f'hotline_gc_pause_seconds_sum{{generation={g}}}', 0) * 1e3:.0f}"
               " ms)" for g in "012"]
-    keys = {k.split("{")[0].rsplit("_", 1)[1]: v for k, v in samples.items()
-            if "/keys/" in k and "status=202" in k}
-    handling = (f"; key press handled in {keys['sum'] / keys['count'] * 1e3:.2f} ms mean "
-                "(server side)" if keys.get("count") else "")
+    # e.g. hotline_http_request_seconds_bucket{le=0.05,route=/api/v1/keys/{key},status=202}
+    keys = {k.split("{")[0].rsplit("_", 1)[1] + k.partition("{le=")[2].partition(",")[0]: v
+            for k, v in samples.items() if "/keys/" in k and "status=202" in k}
+    slow = [keys.get("count", 0) - keys.get(f"bucket{le}", 0) for le in ("0.025", "0.05")]
+    handling = (f"; key press handled in {keys['sum'] / keys['count'] * 1e3:.2f} ms mean, "
+                f"over 25/50 ms {slow[0]:.0f}/{slow[1]:.0f} (server side)"
+                if keys.get("count") else "")
     return (f"loop timers late > 10/25/50 ms: {late[0]:.0f}/{late[1]:.0f}/{late[2]:.0f} "
             f"of {total:.0f}; GC pauses {', '.join(pauses)}{handling}")
 
