@@ -99,7 +99,7 @@ class Call:
     bridged_at: float | None = None
     error: str = ""
     bridged: asyncio.Event = field(default_factory=asyncio.Event)
-    # Where the time after execution goes: arrival time of each step's first event,
+    # Where the time after execution goes: when Asterisk raised each step's first event,
     # on node12345 (the caller's dial over the trunk) and node110 (its queue, its agent).
     marks: dict[str, float] = field(default_factory=dict)
     agent110: str = ""  # the 110 agent's channel (node110's DialBegin): slow peers show up
@@ -304,8 +304,9 @@ def path_order(calls: int, seed: int, only: str | None = None) -> list[str]:
 
     Plain a, b, a, b aliased with the queues: both use `rrmemory` over 8 agents, so
     at 1 call/s every service press went to the even agents and every raw press to
-    the odd ones (or the other way round), and one slow agent process showed up as
-    one path's tail. Seeded: a rerun places the paths the same way.
+    the odd ones (or the other way round), and anything particular to one agent's
+    process would have looked like one path's tail. Seeded: a rerun places the
+    paths the same way.
     """
     if only is not None:
         return [only] * calls

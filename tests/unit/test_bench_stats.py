@@ -196,6 +196,17 @@ def test_report_shows_both_paths_overhead_ratio_and_the_clean_rate() -> None:
     assert text.endswith("**1 calls/s**")
 
 
+def test_paths_come_in_balanced_pairs_of_seeded_random_order() -> None:
+    order = bt.path_order(400, seed=3)
+    pairs = [tuple(order[i:i + 2]) for i in range(0, 400, 2)]
+    assert set(pairs) == {("service", "raw"), ("raw", "service")}  # each pair: one of each
+    # Not a, b, a, b: over 8 agents served in turn, every agent meets both paths.
+    assert {order[i] for i in range(0, 400, 8)} == {"service", "raw"}
+    assert bt.path_order(400, seed=3) == order and bt.path_order(400, seed=4) != order
+    assert bt.path_order(5, seed=1).count("service") in (2, 3)
+    assert bt.path_order(3, seed=1, only="raw") == ["raw"] * 3
+
+
 def test_cli_defaults_and_rate_call_pairing() -> None:
     args = bt.parse_args([])
     assert args.rate == list(bt.DEFAULT_RATES) and args.calls == list(bt.DEFAULT_CALLS)
