@@ -59,7 +59,7 @@ class Controller:
     def __init__(self, *, platform: str, directory: CallDirectory, sender: ActionSender,
                  store: OpStore, targets: TargetPolicy, clock: Callable[[], float] = time.time,
                  dedupe_seconds: float = 3.0, history: int = 10000,
-                 listeners: Iterable[OpListener] = ()) -> None:
+                 listeners: Iterable[OpListener] = (), bridge_settle: float = 0.5) -> None:
         self.platform = platform
         self.directory = directory
         self.sender = sender
@@ -69,6 +69,9 @@ class Controller:
         self.dedupe_seconds = dedupe_seconds
         self.history = history
         self.listeners = list(listeners)
+        # How long a press may wait for its call's BridgeEnter to reach us (_build_settled).
+        self.bridge_settle = bridge_settle
+        self._bridge_waiters: list[asyncio.Future[None]] = []
         self._ops: OrderedDict[str, Operation] = OrderedDict()
         self._active: dict[str, Operation] = {}
         self._by_call: dict[str, list[str]] = {}
@@ -206,6 +209,8 @@ class Controller:
     # --- events and recovery -------------------------------------------
     def on_event(self, event: Mapping[str, Any]) -> None:
         """Feed one AMI event to every live operation (pure); send follow-ups in tasks."""
+        if self._bridge_waiters and event.get("Event") == "BridgeEnter":
+            self._wake_bridge_waiters()  # the tracker has already taken this event in
         if not self._active or event.get("Event") not in FED_EVENTS:
             return  # most AMI traffic (Newexten, VarSet, RTCP...) concerns no operation
         now = self.clock()
@@ -248,15 +253,51 @@ class Controller:
             existing = self._duplicate(call_id, kind, target, who.subject)
             if existing is not None:
                 return existing
-            call = self._authorised_call(who, call_id)  # re-read: it may have changed
+            self._authorised_call(who, call_id)  # re-read: it may have changed
             self._refuse_conflict(call_id, kind)
-            op = build(call)
+            op = await self._build_settled(who, call_id, build)
             self._register(op, who, idempotency_key)
             await self._execute(op, op.start(self.clock()))
         if op.state == "rejected":
             raise WrongState("Asterisk refused the action", code="action_rejected",
                              op_id=op.op_id)
         return op
+
+    async def _build_settled(self, who: Principal, call_id: str,
+                             build: Callable[[CallView], Operation]) -> Operation:
+        """Build the operation; if the agent is not bridged yet, wait for a bridge a moment.
+
+        A press can overtake the events that tell us the call is bridged: once in the
+        lab (1 call/s) this service saw a call's BridgeEnter 320 ms after Asterisk
+        raised it, and a press 300 ms after the bridge got 409 not_bridged. So a
+        not_bridged press re-checks on each BridgeEnter for up to `bridge_settle`
+        seconds before the 409 stands. Runs under the call lock: presses on this call
+        queue behind it, others do not.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.bridge_settle
+        while True:
+            try:
+                return build(self._authorised_call(who, call_id))
+            except WrongState as exc:
+                left = deadline - loop.time()
+                if exc.code != "not_bridged" or left <= 0:
+                    raise
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._bridge_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, left)
+            except TimeoutError:
+                pass  # one more check, then the 409 stands
+            finally:
+                if waiter in self._bridge_waiters:
+                    self._bridge_waiters.remove(waiter)
+
+    def _wake_bridge_waiters(self) -> None:
+        waiters, self._bridge_waiters = self._bridge_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _authorised_call(self, who: Principal, call_id: str) -> CallView:
         call = self.directory.get_call(call_id)

@@ -82,7 +82,8 @@ async def agent_call_id(service: PlatformService, agent: str) -> str:
     """The agent's call once its tracker sees the agent talking with the caller.
 
     The agent's SIPp answering comes before the BridgeEnter reaches the service;
-    a press in between is rightly a 409 not_bridged, as it would be for a person.
+    a press in between waits for it (Controller.bridge_settle), but the tests
+    press once the service knows, as a person would.
     """
     await until(lambda: agent_peer_role(service, agent) == "caller")
     return await until(lambda: service.directory.call_for_agent(agent))
@@ -91,13 +92,13 @@ async def agent_call_id(service: PlatformService, agent: str) -> str:
 def sent_actions(service: PlatformService) -> list[dict]:
     """Record every AMI action the controller sends from now on."""
     sender, sent = service.controller.sender, []
-    original = sender.send
+    original = sender.submit  # every action is written here (send() goes through it)
 
-    async def send(action: Any) -> Any:
+    def submit(action: Any) -> Any:
         sent.append(dict(action))
-        return await original(action)
+        return original(action)
 
-    sender.send = send  # type: ignore[method-assign]
+    sender.submit = submit  # type: ignore[method-assign]
     return sent
 
 

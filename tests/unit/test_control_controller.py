@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from telephony.control.testing import (
     AGENT,
     AGENT_ID,
     AGENT_UID,
+    BRIDGE,
     CALLER_UID,
     FakeDirectory,
     FakeSender,
@@ -131,6 +133,44 @@ async def test_transfer_while_not_bridged_is_409(world: dict[str, Any]) -> None:
     with pytest.raises(WrongState) as err:
         await world["c"].blind_transfer(AGENT_P, CALLER_UID, "110")
     assert (err.value.status, err.value.code) == (409, "not_bridged")
+
+
+async def test_a_press_ahead_of_the_bridge_event_waits_for_it(world: dict[str, Any]) -> None:
+    c: Controller = world["c"]
+    world["dir"].put(two_party_call(bridged=False))
+    press = asyncio.ensure_future(c.blind_transfer(AGENT_P, CALLER_UID, "110"))
+    await asyncio.sleep(0.01)
+    assert not press.done() and world["sender"].sent == []
+    # Another call's bridge wakes the press, which checks again and keeps waiting.
+    c.on_event(ev("BridgeEnter", BridgeUniqueid="other", **chan("PJSIP/x-1", "x1")))
+    await asyncio.sleep(0.01)
+    assert not press.done()
+    # Its own bridge reaches the tracker, then the controller: the press goes through.
+    world["dir"].put(two_party_call(bridged=True))
+    c.on_event(ev("BridgeEnter", BridgeUniqueid=BRIDGE, **chan(AGENT, AGENT_UID)))
+    op = await asyncio.wait_for(press, 1)
+    assert op.state == "requested" and world["sender"].names() == ["BlindTransfer"]
+    assert not c._bridge_waiters
+
+
+async def test_the_409_stands_once_the_bridge_settle_time_is_over(
+        world: dict[str, Any]) -> None:
+    c: Controller = world["c"]
+    c.bridge_settle = 0.05
+    world["dir"].put(two_party_call(bridged=False))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(WrongState) as err:
+        await c.blind_transfer(AGENT_P, CALLER_UID, "110")
+    assert err.value.code == "not_bridged" and loop.time() - started >= 0.05
+    assert world["sender"].sent == [] and not c._bridge_waiters
+    # Other refusals are not waited for: a bad state of another kind answers at once.
+    c.bridge_settle = 10.0
+    call = two_party_call(bridged=False)
+    world["dir"].put(replace(call, legs=(call.legs[0], replace(call.legs[1], up=False))))
+    with pytest.raises(WrongState) as err:
+        await asyncio.wait_for(c.blind_transfer(AGENT_P, CALLER_UID, "110"), 1)
+    assert err.value.code == "no_agent_leg"
 
 
 async def test_bad_target_is_422(world: dict[str, Any]) -> None:
