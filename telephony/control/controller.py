@@ -253,9 +253,7 @@ class Controller:
             existing = self._duplicate(call_id, kind, target, who.subject)
             if existing is not None:
                 return existing
-            self._authorised_call(who, call_id)  # re-read: it may have changed
-            self._refuse_conflict(call_id, kind)
-            op = await self._build_settled(who, call_id, build)
+            op = await self._build_settled(who, call_id, kind, build)
             self._register(op, who, idempotency_key)
             await self._execute(op, op.start(self.clock()))
         if op.state == "rejected":
@@ -263,7 +261,7 @@ class Controller:
                              op_id=op.op_id)
         return op
 
-    async def _build_settled(self, who: Principal, call_id: str,
+    async def _build_settled(self, who: Principal, call_id: str, kind: str,
                              build: Callable[[CallView], Operation]) -> Operation:
         """Build the operation; if the agent is not bridged yet, wait for a bridge a moment.
 
@@ -277,8 +275,10 @@ class Controller:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.bridge_settle
         while True:
+            call = self._authorised_call(who, call_id)  # re-read: it may have changed
+            self._refuse_conflict(call_id, kind)
             try:
-                return build(self._authorised_call(who, call_id))
+                return build(call)
             except WrongState as exc:
                 left = deadline - loop.time()
                 if exc.code != "not_bridged" or left <= 0:
