@@ -94,9 +94,10 @@ class Call:
     ticket_id: str
     path: str = ""  # "service" | "raw"
     pressed_at: float | None = None
-    acked_at: float | None = None  # HTTP 202 (a) / BlindTransfer reply (b)
-    transferred_at: float | None = None  # Asterisk's BlindTransfer event arrived
-    bridged_at: float | None = None
+    # All times are this machine's wall clock (time.time(), asterisk_time).
+    acked_at: float | None = None  # HTTP 202 (a) / BlindTransfer reply (b) arrived
+    transferred_at: float | None = None  # Asterisk raised the BlindTransfer event
+    bridged_at: float | None = None  # ... the BridgeEnter of caller and trunk110 leg
     error: str = ""
     bridged: asyncio.Event = field(default_factory=asyncio.Event)
     # Where the time after execution goes: when Asterisk raised each step's first event,
