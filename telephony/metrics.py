@@ -150,6 +150,40 @@ SLA_BREACHES = Counter(
 )
 
 
+# --- supervisor monitor feed (telephony.monitor) -----------------------------
+MONITOR_CLIENTS = Gauge(
+    "hotline_monitor_clients",
+    "Monitor feed clients connected (WebSocket and SSE).",
+    ["platform"],
+    registry=REGISTRY,
+)
+MONITOR_MESSAGES = Counter(
+    "hotline_monitor_messages",
+    "Monitor feed messages published (each numbered once, whatever the client count).",
+    ["platform"],
+    registry=REGISTRY,
+)
+MONITOR_SKIPPED = Counter(
+    "hotline_monitor_skipped",
+    "Times a slow monitor client was skipped ahead to a fresh snapshot.",
+    ["platform", "reason"],
+    registry=REGISTRY,
+)
+MONITOR_DISCONNECTS = Counter(
+    "hotline_monitor_disconnects",
+    "Monitor clients disconnected by the service, by reason.",
+    ["platform", "reason"],
+    registry=REGISTRY,
+)
+MONITOR_BUILD_SECONDS = Histogram(
+    "hotline_monitor_build_seconds",
+    "Time to build, number and fan out one loop turn's monitor messages.",
+    ["platform"],
+    buckets=_FAST_BUCKETS,
+    registry=REGISTRY,
+)
+
+
 def render() -> tuple[bytes, str]:
     """The text exposition of every hotline metric and its content type, for `/metrics`."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

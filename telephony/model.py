@@ -46,6 +46,7 @@ class Leg:
     bridge_id: str | None = None
     conference: str | None = None
     queue: str | None = None
+    queued_at: float | None = None  # when it joined `queue` (cleared with it)
     dialed_by: str | None = None  # Uniqueid of the leg whose Dial created this one
     local_peer: str | None = None  # other half of a Local channel pair
     optimizing: bool = False  # a LocalOptimizationBegin named it: its next BridgeLeave is expected

@@ -44,6 +44,9 @@ from telephony.fact_writes import CALL_BOUNDS
 from telephony.lab.topology import HOST, NODES
 from telephony.lifecycle import run_until_signal
 from telephony.logging import get_logger
+from telephony.monitor.feed import DeltaBuilder
+from telephony.monitor.hub import MonitorHub
+from telephony.monitor.queues import MEMBER_EVENTS, QueueBoard
 from telephony.sla import SlaRecorder, timeline
 from telephony.store import RedisStore
 from telephony.store_process import ProcessStore
@@ -72,6 +75,9 @@ class ServiceConfig:
     fastagi_host: str = HOST
     fastagi_port: int = 0
     ivr: IvrSettings = field(default_factory=IvrSettings)
+    # The monitor's queue tiles: the answer service level and the platform's day.
+    service_level_s: float = 15.0
+    timezone: str = "Asia/Shanghai"
     # Build and send the Redis writes in a writer process (telephony.store_process),
     # off the event loop; False keeps them in this process (RedisStore).
     store_process: bool = True
@@ -85,6 +91,14 @@ class ServiceConfig:
         if not secret:
             raise ValueError("HOTLINE_AMI_SECRET is not set")
         tokens_file = env.get("HOTLINE_TOKENS_FILE", "")
+        service_level = env.get("HOTLINE_SERVICE_LEVEL_S", "15")
+        try:
+            service_level_s = float(service_level)
+        except ValueError:
+            raise ValueError(
+                f"HOTLINE_SERVICE_LEVEL_S is not a number: {service_level!r:.40}") from None
+        if not 0 < service_level_s <= 600:
+            raise ValueError("HOTLINE_SERVICE_LEVEL_S must be in (0, 600] seconds")
         tokens = json.loads(Path(tokens_file).read_text()) if tokens_file else {"tokens": []}
         return cls(
             platform=platform,
@@ -96,6 +110,8 @@ class ServiceConfig:
             http_port=node.http_port,
             fastagi_port=node.fastagi_port,
             ivr=IvrSettings.from_env(env),
+            service_level_s=service_level_s,
+            timezone=env.get("HOTLINE_TIMEZONE", "Asia/Shanghai"),
         )
 
 
@@ -195,7 +211,8 @@ class PlatformService:
         # Only the events someone reads: the tracker's, the controller's, and the key presses.
         # Asterisk filters the rest out (AMI Filter): they never reach handle_event.
         self.subscribed_events = frozenset(
-            self.tracker.handled_events | FED_EVENTS | {"UserEvent", "FullyBooted"})
+            self.tracker.handled_events | FED_EVENTS | MEMBER_EVENTS
+            | {"UserEvent", "FullyBooted"})
         self.sessions = [
             AmiSession(t.name, t.host, t.port, t.username, t.secret, event_queue=self.queue,
                        on_connected=self._recover, events=sorted(self.subscribed_events))
@@ -212,7 +229,12 @@ class PlatformService:
                         tickets=RedisTicketSink(self.store), queue_stats=DialplanQueueStats(),
                         settings=config.ivr)
         self.fastagi = FastAGIServer(routes_for(deps), config.fastagi_host, config.fastagi_port)
-        self.app = create_app(self.controller, TokenTable.from_config(config.tokens))
+        self.queue_board = QueueBoard(service_level_s=config.service_level_s,
+                                      timezone=config.timezone, started_at=time.time())
+        self.monitor = MonitorHub(DeltaBuilder(self.tracker, self.queue_board, config.platform),
+                                  self.store)
+        self.app = create_app(self.controller, TokenTable.from_config(config.tokens),
+                              hub=self.monitor)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pump: asyncio.Task[None] | None = None
@@ -222,6 +244,7 @@ class PlatformService:
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
         self.store.start()
+        await self.monitor.start()
         self._pump = asyncio.create_task(self._pump_events(), name="event-pump")
         for session in self.sessions:
             await session.start()
@@ -233,6 +256,7 @@ class PlatformService:
                  fastagi_port=self.config.fastagi_port)
 
     async def stop(self) -> None:
+        await self.monitor.stop()
         await self.fastagi.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -271,11 +295,16 @@ class PlatformService:
 
     def handle_event(self, event: dict[str, Any]) -> None:
         add_fact = self.store.add_fact
-        for fact in self.tracker.feed(event):
+        facts = self.tracker.feed(event)
+        for fact in facts:
             self.sla.apply(fact)
             add_fact(fact)  # its timeline step and call record (telephony.fact_writes)
             if fact.kind in CALL_BOUNDS:
                 self._active_gauge.set(len(self.tracker.calls))
+        if facts:
+            self.monitor.note_facts(facts, time.time())
+        elif event.get("Event") in MEMBER_EVENTS:
+            self.monitor.note_member_event(event, time.time())
         self.controller.on_event(event)
         if event.get("Event") == "UserEvent" and keys.from_user_event(event) is not None:
             self._spawn(keys.on_user_event(self.controller, event))
@@ -315,6 +344,7 @@ class PlatformService:
             listed.add(item.get("Uniqueid"))
             self.handle_event(dict(item))
         self._close_vanished_legs(session.node_name, listed)
+        await self._recover_queue_members(session)
         live_now = set(self.tracker.calls)
         for call_id in await self.store.live_call_ids():
             if call_id not in live_now:
@@ -324,6 +354,22 @@ class PlatformService:
         self.recovered.set()
         log.info("service.recovered", node=session.node_name, channels=len(listing.items),
                  calls=len(live_now))
+
+
+    async def _recover_queue_members(self, session: AmiSession) -> None:
+        """Who is logged in to which queue now (QueueStatus), for the monitor's tiles."""
+        try:
+            listing = await session.send_list_action({"Action": "QueueStatus"})
+        except (AmiError, AmiDisconnected) as exc:
+            log.warning("service.queue_status_failed", node=session.node_name, error=str(exc))
+            return
+        board = self.queue_board
+        gone = board.agent_ids()
+        board.members.clear()
+        now = time.time()
+        for item in listing.items:
+            self.monitor.note_member_event(dict(item), now)
+        self.monitor.note_agents(gone, now)  # logged out while we were away
 
 
 def _vanished_hangup(uniqueid: str, channel: str) -> dict[str, str]:

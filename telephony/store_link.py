@@ -34,7 +34,8 @@ MAX_FRAME = 256 * 1024 * 1024  # far above any real frame; a longer length is co
 FLUSH = "flush"
 # The buffered-write methods of RedisStore a frame may call (never any other attribute).
 STORE_CALLS = frozenset(
-    ("put_ticket", "put_call", "put_leg", "end_call", "append_timeline", "update_op"))
+    ("put_ticket", "put_call", "put_leg", "end_call", "append_timeline", "update_op",
+     "append_monitor"))
 MAX_LAGS = 5_000  # batch lags per reply line at most (the newest): a line stays short
 STAT_FIELDS = ("written", "dropped", "rejected", "coalesced", "pending", "flush_errors",
                "refused")

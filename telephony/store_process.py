@@ -102,6 +102,9 @@ class ProcessStore(RedisReads):
     def update_op(self, op_id: str, record: Record) -> None:
         self._push(("update_op", (op_id, dict(record))))
 
+    def append_monitor(self, seq: int, text: str) -> None:
+        self._push(("append_monitor", (seq, text)))
+
     def _push(self, message: Any) -> None:
         pending = self._pending
         if not pending:

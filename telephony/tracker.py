@@ -650,12 +650,13 @@ class Tracker:
         if leg is None:
             return
         leg.queue = event.get("Queue")
+        leg.queued_at = self._ts
         self._emit(de.QUEUE_JOINED, leg, queue=leg.queue, position=event.get("Position", ""))
 
     def _on_queue_leave(self, event: Event, own: Leg | None) -> None:
         leg = own if own is not None else self._leg(event.get("Uniqueid"))
         if leg is not None:
-            leg.queue = None
+            leg.queue = leg.queued_at = None
 
     def _on_queue_abandon(self, event: Event, own: Leg | None) -> None:
         leg = self._leg(event.get("Uniqueid"))

@@ -14,8 +14,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from telephony.api import monitor as monitor_api
 from telephony.api.body import read_json
-from telephony.api.tokens import TokenTable
+from telephony.api.tokens import PRINCIPAL, TokenTable
 from telephony.control import keys, validation
 from telephony.control.authz import Principal
 from telephony.control.controller import Controller
@@ -30,7 +31,6 @@ API = "/api/v1"
 CONTROLLER = web.AppKey("controller", Controller)
 TOKENS = web.AppKey("tokens", TokenTable)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
-PRINCIPAL = web.RequestKey("principal", Principal)
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
 TRANSFER_KINDS = ("blind_transfer", "warm_transfer")
 
@@ -60,7 +60,12 @@ async def collection_middleware(request: web.Request, handler: Handler) -> web.S
 
 @web.middleware
 async def timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Server-side handling time per route (the route's pattern: bounded labels)."""
+    """Server-side handling time per route (the route's pattern: bounded labels).
+
+    The monitor feed is a stream that lasts as long as its client: not timed.
+    """
+    if request.path == monitor_api.MONITOR_PATH:
+        return await handler(request)
     started = time.perf_counter()
     status = 500
     try:
@@ -91,12 +96,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in OPEN_PATHS:
+    if request.path in OPEN_PATHS or request.path.startswith(monitor_api.WALLBOARD_PREFIX):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    if token is None and request.path.startswith(f"{API}/keys/"):
-        token = request.query.get("token")  # desk phones cannot set headers
+    if token is None and (request.path.startswith(f"{API}/keys/")
+                          or request.path == monitor_api.MONITOR_PATH):
+        # Desk phones, and browsers' WebSocket and EventSource, cannot set headers.
+        token = request.query.get("token")
     principal = request.app[TOKENS].lookup(token)
     if principal is None:
         return error_response(401, "unauthorized", "a valid token is required")
@@ -263,6 +270,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(controller: Controller, tokens: TokenTable, *,
+               hub: monitor_api.MonitorHub | None = None,
                registry: CollectorRegistry | None = None,
                max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes,
@@ -292,4 +300,6 @@ def create_app(controller: Controller, tokens: TokenTable, *,
     r.add_get("/healthz", healthz, allow_head=False)
     r.add_get("/readyz", readyz, allow_head=False)
     r.add_get("/metrics", metrics, allow_head=False)
+    if hub is not None:  # the supervisor's read API, feed and wallboard
+        monitor_api.add_routes(app, hub)
     return app

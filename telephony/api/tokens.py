@@ -13,9 +13,13 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import web
+
 from telephony.control.authz import Principal
 
 MIN_TOKEN_LEN = 16
+# Where the auth middleware leaves the request's principal for the handlers.
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 class TokenTable:
