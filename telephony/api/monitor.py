@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,26 @@ async def monitor_feed(request: web.Request, who: Principal) -> web.StreamRespon
                    code="not_a_stream")
 
 
+def _bound_send_buffer(request: web.Request, size: int) -> None:
+    """Cap the connection's buffers (the transport's, then the kernel's), so a client that
+    stops reading stalls its sender, and is skipped ahead and then disconnected, once
+    about `size` bytes wait for it: a slow client costs that much memory, not more."""
+    transport = request.transport
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=size)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
 async def _websocket(request: web.Request, flt: Filter, since: int | None) -> web.StreamResponse:
     hub = _hub(request)
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    # No per-message compression: it would deflate every message once per client.
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, compress=False,
+                               writer_limit=hub.limits.socket_buffer)
+    _bound_send_buffer(request, hub.limits.socket_buffer)
     await ws.prepare(request)
 
     async def send(seq: int, text: str) -> None:
@@ -136,6 +154,7 @@ async def _event_stream(request: web.Request, flt: Filter,
     hub = _hub(request)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    _bound_send_buffer(request, hub.limits.socket_buffer)
     await resp.prepare(request)
 
     async def send(seq: int, text: str) -> None:

@@ -22,6 +22,7 @@ import orjson
 from telephony import domain_events as de
 from telephony.directory import role_of
 from telephony.domain_events import DomainEvent
+from telephony.model import STATE_UP
 from telephony.monitor.queues import QueueBoard
 from telephony.monitor.views import View, call_view
 from telephony.tracker import Tracker
@@ -235,19 +236,23 @@ class DeltaBuilder:
         calls = sorted(self.tracker.calls.values(), key=lambda c: c.started_at)
         return [self.view(call) for call in calls]
 
-    def agent_for_call(self) -> dict[str, str]:
-        """agent id -> the live call it is on (one scan for all agents)."""
-        out: dict[str, str] = {}
+    def agent_for_call(self) -> dict[str, tuple[str, bool]]:
+        """agent id -> (the live call its phone is on, whether the phone is answered)."""
+        out: dict[str, tuple[str, bool]] = {}
         for leg in self.tracker.legs.values():
             if leg.hangup_at is None:
                 role, agent = role_of(leg.channel)
                 if role == "agent" and agent:
-                    out[agent] = leg.call_id
+                    answered = leg.state == STATE_UP or out.get(agent, ("", False))[1]
+                    out[agent] = (leg.call_id, answered)
         return out
 
-    def agent_view(self, agent: str, on_call: dict[str, str] | None = None) -> View:
+    def agent_view(self, agent: str,
+                   on_call: dict[str, tuple[str, bool]] | None = None) -> View:
         calls = on_call if on_call is not None else self.agent_for_call()
-        return self.queues.agent_view(agent, calls.get(agent))
+        call_id, answered = calls.get(agent, (None, False))
+        return self.queues.agent_view(agent, call_id, ringing=call_id is not None
+                                      and not answered)
 
     def agents(self) -> list[View]:
         on_call = self.agent_for_call()

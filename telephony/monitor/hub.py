@@ -57,6 +57,9 @@ class HubLimits:
     skip_window: float = 60.0
     stall_s: float = 10.0  # one message this long unaccepted by the socket: disconnected
     max_replay: int = 10_000  # a resume further behind than this gets a snapshot
+    # Bytes a client's connection may hold unsent before its sender waits for the
+    # socket (aiohttp's writer limit): bounds the memory a slow client costs.
+    socket_buffer: int = 256 * 1024
 
 
 @dataclass(eq=False)

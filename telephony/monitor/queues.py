@@ -203,14 +203,16 @@ class QueueBoard:
     def agent_ids(self) -> set[str]:
         return {m.agent for m in self.members.values()}
 
-    def agent_view(self, agent: str, call_id: str | None) -> dict[str, Any]:
-        """One agent across its queues; `call_id` is the live call it is on, if any."""
+    def agent_view(self, agent: str, call_id: str | None,
+                   ringing: bool = False) -> dict[str, Any]:
+        """One agent across its queues; `call_id` is the live call its phone is on, if
+        any, and `ringing` says the phone rings and has not answered yet."""
         mine = [m for m in self.members.values() if m.agent == agent]
         statuses = {m.status for m in mine}
-        if call_id is not None or "busy" in statuses or any(m.in_call for m in mine):
-            status = "busy"
-        elif "ringing" in statuses:
+        if ringing or (call_id is None and "ringing" in statuses):
             status = "ringing"
+        elif call_id is not None or "busy" in statuses or any(m.in_call for m in mine):
+            status = "busy"
         elif mine and all(m.paused for m in mine):
             status = "paused"
         elif "free" in statuses:

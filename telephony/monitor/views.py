@@ -76,10 +76,15 @@ def _state(legs: list[View], transfer: View | None, conference: str | None) -> s
         return "transferring"
     if any(leg["queue"] for leg in legs):
         return "queued"
-    if any(leg["role"] == "agent" and leg["state"] in ("ringing", "dialing") for leg in legs):
+    agents = [leg for leg in legs if leg["role"] == "agent"]
+    if any(leg["state"] in ("ringing", "dialing") for leg in agents):
         return "ringing"
     if any(leg["bridge_id"] for leg in legs):
         return "held" if any(leg["held"] for leg in legs) else "talking"
+    if any(leg["state"] == "up" for leg in agents):
+        return "connecting"  # answered, not yet bridged: a few milliseconds
+    if any(leg["bridged_at"] is not None for leg in legs):
+        return "ending"  # it has talked, and nobody is bridged any more
     return "ivr"
 
 

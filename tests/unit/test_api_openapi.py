@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from aiohttp import web
 
 from telephony.api.app import create_app
 from telephony.api.tokens import TokenTable
@@ -12,6 +13,11 @@ from telephony.control.controller import Controller
 from telephony.control.protocols import InMemoryOpStore
 from telephony.control.targets import TargetPolicy
 from telephony.control.testing import FakeDirectory, FakeSender
+from telephony.monitor.feed import DeltaBuilder
+from telephony.monitor.hub import MonitorHub
+from telephony.monitor.queues import QueueBoard
+from telephony.monitor.testing import InMemoryMonitorStore
+from telephony.tracker import Tracker
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -20,9 +26,17 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 def app_routes() -> set[tuple[str, str]]:
     controller = Controller(platform="12345", directory=FakeDirectory(), sender=FakeSender(),
                             store=InMemoryOpStore(), targets=TargetPolicy("12345"))
-    app = create_app(controller, TokenTable({}))
-    return {(route.method.lower(), route.resource.canonical)
-            for route in app.router.routes() if route.method != "HEAD"}
+    app = create_app(controller, TokenTable({}), hub=MonitorHub(
+        DeltaBuilder(Tracker(), QueueBoard(), "12345"), InMemoryMonitorStore()))
+    out = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        path = route.resource.canonical
+        if isinstance(route.resource, web.StaticResource):
+            path += "/{filename}"
+        out.add((route.method.lower(), path))
+    return out
 
 
 def doc_routes() -> set[tuple[str, str]]:
