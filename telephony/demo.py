@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from telephony.lab.agents import logged_in_agent
 from telephony.lab.lab import Lab
 from telephony.lab.services import running_services
 from telephony.lab.sipp import citizen_call, read_messages
-from telephony.lab.topology import NODES
+from telephony.lab.topology import HOST, NODES
+from telephony.monitor.client import FeedClient, follow
 from telephony.service import PlatformService
 from telephony.ticket_context import decode_summary
 
@@ -338,28 +340,82 @@ async def _play(n: int, title: str, run: Awaitable[SceneResult]) -> bool:
     return result.ok
 
 
-async def run_scenes(lab: Lab) -> bool:
+def wallboard_url(lab: Lab, platform: str) -> str:
+    token = lab.token_for(f"supervisor{platform}")
+    return f"http://{HOST}:{NODES[platform].http_port}/wallboard/#token={token}"
+
+
+async def scene_monitor_feeds(boards: dict[str, FeedClient]) -> SceneResult:
+    """What the supervisors' feeds saw while the service scenes played: a checked scene."""
+    await asyncio.sleep(0.5)  # the last call's final messages
+    out = SceneResult(ok=True)
+    for platform, board in boards.items():
+        msgs = board.messages
+        calls = {m["call_id"] for m in msgs if m["type"] == "call"}
+        pops = [m for m in msgs if m["type"] == "screen_pop"]
+        transfers = [m for m in msgs if m["type"] == "call" and "transfer.started" in m["facts"]]
+        conferences = {m["call_id"] for m in msgs if m["type"] == "call"
+                       and m["op"] == "upsert" and m["call"]["state"] == "conference"}
+        gaps = board.gaps()
+        out.say(f"{platform}: {len(msgs)} messages (seq {msgs[0]['seq'] if msgs else 0}.."
+                f"{board.last_seq}), {len(calls)} calls, {len(transfers)} transfers started, "
+                f"{len(conferences)} three-party calls, {len(pops)} screen-pops, gaps: {gaps}")
+        if pops:
+            t = pops[-1]["ticket"] or {}
+            out.say(f"   last screen-pop: {pops[-1]['agent']} ticket {t.get('id')} from "
+                    f"{t.get('origin')} callback {t.get('callback')} category {t.get('category')}")
+        out.ok &= bool(calls) and not gaps and board.closed_with is None
+    out.ok &= any(m["type"] == "screen_pop" and (m["ticket"] or {}).get("origin") == "12345"
+                  for m in boards["110"].messages)
+    return out
+
+
+async def run_scenes(lab: Lab, keep: bool = False) -> bool:
     ok = True
     n = 0
     for title, scene in SCENES:
         n += 1
         ok &= await _play(n, title, scene(lab))
     print("\n== starting the hotline services for both platforms (IVR, call control, API)")
-    async with running_services() as svc:
+    async with running_services() as svc, \
+            follow(NODES["12345"].http_port, lab.token_for("supervisor12345")) as b12345, \
+            follow(NODES["110"].http_port, lab.token_for("supervisor110")) as b110:
+        for platform in ("12345", "110"):
+            print(f"   wallboard {platform}: {wallboard_url(lab, platform)}")
         for title, service_scene in SERVICE_SCENES:
             n += 1
             ok &= await _play(n, title, service_scene(lab, svc))
+        n += 1
+        ok &= await _play(n, "the supervisors' live feeds followed every scene",
+                          scene_monitor_feeds({"12345": b12345, "110": b110}))
+        if keep:
+            print("\n== --keep: the lab and both services stay up; wallboards:")
+            for platform in ("12345", "110"):
+                print(f"   {wallboard_url(lab, platform)}")
+            print("   Ctrl-C to stop the services (the lab stays up: `hotline lab down`)")
+            await _until_interrupted()
     return ok
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 def _demo(args: argparse.Namespace) -> int:
     lab = Lab()
     with lab.exclusive():
         lab.up()
-        ok = asyncio.run(run_scenes(lab))
+        ok = asyncio.run(run_scenes(lab, keep=args.keep))
     print("\ndemo " + ("passed" if ok else "had failures"))
     return 0 if ok else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("demo", help="run the scripted scenes on the lab").set_defaults(func=_demo)
+    p = sub.add_parser("demo", help="run the scripted scenes on the lab")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the lab and both services (and their wallboards) up afterwards")
+    p.set_defaults(func=_demo)

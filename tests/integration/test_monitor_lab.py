@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -23,56 +20,11 @@ from telephony.lab.lab import Lab
 from telephony.lab.services import running_services
 from telephony.lab.sipp import citizen_call
 from telephony.lab.topology import NODES
+from telephony.monitor.client import follow
 from telephony.monitor.hub import HubLimits
 
 PRESS_CATEGORY = [(1500, "2")]  # 12345 IVR: 2 = complaint
 P12345, P110 = NODES["12345"].http_port, NODES["110"].http_port
-
-
-class FeedClient:
-    """A WebSocket monitor client that records every message it receives, in order."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.messages: list[dict[str, Any]] = []
-        self.closed_with: int | None = None
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        async for msg in self.ws:
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                self.messages.append(json.loads(msg.data))
-        self.closed_with = self.ws.close_code
-
-    @property
-    def last_seq(self) -> int:
-        return max(m["seq"] for m in self.messages)
-
-    def of_call(self, call_id: str) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["type"] == "call" and m["call_id"] == call_id]
-
-    async def wait_for(self, predicate: Any, within_s: float = 20.0) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + within_s
-        seen = 0
-        while True:
-            for msg in self.messages[seen:]:
-                if predicate(msg):
-                    return msg
-            seen = len(self.messages)
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no matching message in {len(self.messages)}")
-            await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def feed(port: int, token: str, **params: Any) -> AsyncIterator[FeedClient]:
-    async with aiohttp.ClientSession() as http:
-        query = {k: str(v) for k, v in params.items()}
-        async with http.ws_connect(f"http://127.0.0.1:{port}/api/v1/monitor", params=query,
-                                   headers={"Authorization": f"Bearer {token}"}) as ws:
-            client = FeedClient(ws)
-            yield client
-            await ws.close()
 
 
 async def get(port: int, path: str, token: str | None) -> tuple[int, dict[str, Any]]:
@@ -92,7 +44,7 @@ async def test_a_call_appears_in_the_snapshot_the_deltas_and_the_read_api(lab: L
     sup = lab.token_for("supervisor12345")
     async with running_services(platforms=("12345",)), \
             logged_in_agent(lab, "12345") as agent, \
-            feed(P12345, sup) as client:
+            follow(P12345, sup) as client:
         snapshot = await client.wait_for(lambda m: m["type"] == "snapshot")
         call = asyncio.create_task(citizen_call(
             number="12345", port=NODES["12345"].sip_port, caller="13811112222",
@@ -137,8 +89,8 @@ async def test_a_one_key_transfer_reaches_the_110_agent_as_a_screen_pop_in_order
     async with running_services(), \
             logged_in_agent(lab, "12345", keys=[(2000, "*1")]) as first, \
             logged_in_agent(lab, "110") as police, \
-            feed(P12345, sup12345) as board, \
-            feed(P110, agent110) as phone:
+            follow(P12345, sup12345) as board, \
+            follow(P110, agent110) as phone:
         res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
                                  caller="13811112222", dtmf=PRESS_CATEGORY, talk_s=12)
         await first.wait_for_calls(1, ended=True)
@@ -172,7 +124,7 @@ async def test_a_three_party_call_updates_the_board_with_its_parties(lab: Lab) -
     async with running_services(), \
             logged_in_agent(lab, "12345", keys=[(2000, "*3")]) as hotline, \
             logged_in_agent(lab, "110") as police, \
-            feed(P12345, sup) as board:
+            follow(P12345, sup) as board:
         res = await citizen_call(number="12345", port=NODES["12345"].sip_port,
                                  dtmf=PRESS_CATEGORY, talk_s=10)
         conf = await board.wait_for(
@@ -196,8 +148,8 @@ async def test_a_client_that_drops_and_resumes_misses_nothing(lab: Lab) -> None:
     sup = lab.token_for("supervisor12345")
     async with running_services(platforms=("12345",)), \
             logged_in_agent(lab, "12345") as agent, \
-            feed(P12345, sup) as witness:
-        async with feed(P12345, sup) as early:
+            follow(P12345, sup) as witness:
+        async with follow(P12345, sup) as early:
             await early.wait_for(lambda m: m["type"] == "snapshot")
         dropped_at = early.last_seq
         # While it is away, a whole call happens.
@@ -205,10 +157,10 @@ async def test_a_client_that_drops_and_resumes_misses_nothing(lab: Lab) -> None:
                                  dtmf=PRESS_CATEGORY, talk_s=3)
         await agent.wait_for_calls(1, ended=True)
         ended = await witness.wait_for(lambda m: m["type"] == "call" and m["op"] == "remove")
-        async with feed(P12345, sup, since=dropped_at) as resumed:
+        async with follow(P12345, sup, since=dropped_at) as resumed:
             await resumed.wait_for(lambda m: m["seq"] >= ended["seq"])
         # After a stale or future seq, a snapshot instead.
-        async with feed(P12345, sup, since=ended["seq"] + 10_000) as future:
+        async with follow(P12345, sup, since=ended["seq"] + 10_000) as future:
             first_future = await future.wait_for(lambda m: True)
     assert res.ok, res.errors
     missed = [m for m in witness.messages if dropped_at < m["seq"] <= ended["seq"]]
@@ -223,7 +175,7 @@ async def test_resume_from_redis_after_the_ring_moved_on_and_snapshot_after_a_re
     sup = lab.token_for("supervisor12345")
     async with running_services(platforms=("12345",)) as svc, \
             logged_in_agent(lab, "12345") as agent, \
-            feed(P12345, sup) as witness:
+            follow(P12345, sup) as witness:
         hub = svc["12345"].monitor
         since = hub.log.seq
         await citizen_call(number="12345", port=NODES["12345"].sip_port,
@@ -232,13 +184,13 @@ async def test_resume_from_redis_after_the_ring_moved_on_and_snapshot_after_a_re
         await witness.wait_for(lambda m: m["type"] == "call" and m["op"] == "remove")
         await svc["12345"].store.flush()
         hub.log.ring.clear()  # as if thousands of messages had passed: Redis must serve
-        async with feed(P12345, sup, since=since) as resumed:
+        async with follow(P12345, sup, since=since) as resumed:
             await resumed.wait_for(lambda m: m["seq"] >= witness.last_seq)
         last = hub.log.seq
     expected = [m for m in witness.messages if since < m["seq"] <= last]
     assert [m for m in resumed.messages if m["seq"] <= last] == expected
     # A new service continues the numbering from Redis and marks its start.
-    async with running_services(platforms=("12345",)), feed(P12345, sup, since=last) as after:
+    async with running_services(platforms=("12345",)), follow(P12345, sup, since=last) as after:
         first = await after.wait_for(lambda m: True)
     assert first["type"] == "snapshot" and first["reason"] == "restart"
     assert first["seq"] > last
@@ -270,7 +222,7 @@ async def test_a_client_that_never_reads_does_not_delay_another(lab: Lab) -> Non
                                socket_buffer=4096)
         stuck = await asyncio.to_thread(stuck_websocket, P12345, sup)
         try:
-            async with feed(P12345, sup) as reader:
+            async with follow(P12345, sup) as reader:
                 for _ in range(3):
                     await citizen_call(number="12345", port=NODES["12345"].sip_port,
                                        dtmf=PRESS_CATEGORY, talk_s=1)
