@@ -12,6 +12,8 @@ PACKAGES=(
   sox             # prompt resampling to 8 kHz, hold tone
   util-linux      # unshare: private mount namespace for the chroot
   python3-venv    # the project's virtualenv
+  chromium        # headless browser for the wallboard test (driven by playwright)
+  fonts-wqy-microhei  # a CJK font, so the wallboard screenshots show its Chinese labels
   make
 )
 

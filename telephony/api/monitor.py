@@ -52,7 +52,9 @@ def _filter(request: web.Request, who: Principal) -> Filter:
 
 
 def _since(request: web.Request) -> int | None:
-    raw = request.query.get("since") or request.headers.get("Last-Event-ID")
+    # An EventSource reconnecting by itself keeps its URL (with the first `since`) and
+    # sends the last id it saw: the header is the newer of the two.
+    raw = request.headers.get("Last-Event-ID") or request.query.get("since")
     if raw is None or raw == "":
         return None
     if not raw.isdigit() or len(raw) > 18:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -81,6 +81,12 @@ def encode(msg: Message) -> str:
     return orjson.dumps(msg).decode()
 
 
+class LastKeys(NamedTuple):
+    agents: tuple[str, ...]
+    platforms: tuple[str, ...]
+    ticket_id: str | None
+
+
 @dataclass
 class FeedLog:
     """Numbers messages and remembers the newest `ring_size` (seq, message, text)."""
@@ -120,8 +126,10 @@ class DeltaBuilder:
     _pops: list[tuple[str, str]] = field(default_factory=list)  # (agent, call) to pop
     _ts: float = 0.0
     _rx: float | None = None  # when the oldest unbuilt change was read (service clock)
-    # What the last message of each live call said, to name agents who left it.
-    _last_agents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The match keys of each live call's last message: its remove carries them too,
+    # so every client that saw the call (filtered by agent, platform or ticket) sees it go,
+    # and an agent who left is named once in `former_agents`.
+    _last_keys: dict[str, LastKeys] = field(default_factory=dict)
     # The queue each call last joined: a call keeps its queue after an agent answers.
     home_queue: dict[str, str] = field(default_factory=dict)
     _popped: set[str] = field(default_factory=set)  # agent legs already popped
@@ -185,13 +193,13 @@ class DeltaBuilder:
                 continue  # gone already; its call.ended follows
             out.append(self._call_message(call_id, self.view(call), kinds, stamp))
         for call_id, ts in self._ended.items():
-            former = self._last_agents.pop(call_id, ())
+            last = self._last_keys.pop(call_id, None) or LastKeys((), (self.platform,), None)
             queue = self.home_queue.pop(call_id, "")
             out.append({**stamp, "ts": ts, "type": "call", "op": "remove", "call_id": call_id,
-                        "facts": [de.CALL_ENDED], "platforms": [self.platform],
-                        "queue": queue, "agents": list(former),
-                        "ticket_id": None, "former_agents": list(former)})
-            self._dirty_agents.update(former)
+                        "facts": [de.CALL_ENDED], "platforms": list(last.platforms),
+                        "queue": queue, "agents": list(last.agents),
+                        "ticket_id": last.ticket_id, "former_agents": list(last.agents)})
+            self._dirty_agents.update(last.agents)
         self._ended = {}
         for agent, call_id in self._pops:
             call = self.tracker.calls.get(call_id)
@@ -215,16 +223,18 @@ class DeltaBuilder:
     def _call_message(self, call_id: str, view: View, kinds: list[str],
                       stamp: Message) -> Message:
         now_agents = tuple(view["agents"])
-        before = self._last_agents.get(call_id, ())
+        last = self._last_keys.get(call_id)
+        before = last.agents if last is not None else ()
         former = [a for a in before if a not in now_agents]
-        self._last_agents[call_id] = now_agents
         if now_agents != before:
             self._dirty_agents.update(set(now_agents) ^ set(before))
         # Fact kinds repeat in a burst (leg.bridged twice): keep the first of each.
         facts = list(dict.fromkeys(kinds))
-        msg = {**stamp, "type": "call", "op": "upsert", "facts": facts, "call": view,
-               "former_agents": former}
-        return _call_keys(view, msg, former)
+        msg = _call_keys(view, {**stamp, "type": "call", "op": "upsert", "facts": facts,
+                                "call": view, "former_agents": former}, former)
+        self._last_keys[call_id] = LastKeys(now_agents, tuple(msg["platforms"]),
+                                            msg["ticket_id"])
+        return msg
 
     # -- views shared with the read API and snapshots ------------------------------
     def view(self, call: Any) -> View:

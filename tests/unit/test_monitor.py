@@ -84,6 +84,9 @@ def test_a_blind_transfer_on_the_12345_node_reads_as_a_supervisor_expects() -> N
     ended = r.calls("remove")
     assert len(ended) == 1 and ended[0]["facts"] == ["call.ended"]
     assert ended[0]["queue"] == "q12345"  # the call's queue outlives its wait
+    # Every client that saw the call sees it go: the remove carries the same keys.
+    assert ended[0]["ticket_id"] == left["ticket_id"] and ended[0]["ticket_id"]
+    assert Filter(ticket=left["ticket_id"]).matches(ended[0])
 
 
 def test_the_receiving_agent_gets_a_screen_pop_with_the_ticket_when_its_phone_rings() -> None:
@@ -101,6 +104,10 @@ def test_the_receiving_agent_gets_a_screen_pop_with_the_ticket_when_its_phone_ri
                                                    for leg in m["call"]["legs"]))
     assert ringing < msgs.index(pop) < answered
     assert sum(1 for m in msgs if m["type"] == "screen_pop") == 1
+    # A 110 board filtered to calls first taken by 12345 sees the call come and go.
+    first_taken_by_12345 = [m for m in r.calls("upsert") + r.calls("remove")
+                            if Filter(platform="12345").matches(m)]
+    assert first_taken_by_12345[-1]["op"] == "remove"
 
 
 def test_a_three_party_call_shows_its_conference_and_the_merged_call_ends() -> None:
@@ -134,7 +141,7 @@ def test_ticket_summary_is_decoded_text_and_context_fields_are_named() -> None:
 def test_an_ended_call_leaves_no_state_behind_in_the_builder() -> None:
     r = Replay("12345").play("lab_blind_transfer_cross_trunk")
     b = r.hub.builder
-    assert not b.pending and not b.home_queue and not b._last_agents and not b._popped
+    assert not b.pending and not b.home_queue and not b._last_keys and not b._popped
 
 
 # --- queue board ------------------------------------------------------------------
