@@ -34,6 +34,7 @@ from telephony.model import (
     Transfer,
     parse_chan_variables,
 )
+from telephony.ticket_context import FIELDS
 
 Event = Mapping[str, Any]
 
@@ -60,6 +61,8 @@ _VAR_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     # the channel's next event, once, instead of once per variable set.
     "VarSet": (),
 }
+# TICKET_* variable -> its ticket_context.FIELDS name (TICKET_ID is the fact's ticket).
+_CONTEXT_FIELD = {var: name for name, (var, _h, _n) in FIELDS.items() if name != "ticket_id"}
 _FINISHED_KIND = {"completed": de.TRANSFER_COMPLETED, "failed": de.TRANSFER_FAILED,
                   "cancelled": de.TRANSFER_CANCELLED}
 _FAILED_DIAL = frozenset({"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL"})
@@ -322,9 +325,13 @@ class Tracker:
         if ticket is None:
             ticket = self.tickets[ticket_id] = Ticket(ticket_id, first_seen=self._ts)
             self.totals["tickets"] += 1
-        ticket.context.update(ticket_vars)
+        context = ticket.context
+        changed = {k: v for k, v in ticket_vars.items() if context.get(k) != v}
+        context.update(ticket_vars)
         if leg.ticket_id == ticket_id and leg.call_id in ticket.call_ids:
-            return  # only more context for a ticket this call already has
+            # only more context for a ticket this call already has
+            self._context_changed(leg, changed)
+            return
         if leg.ticket_id is not None and leg.ticket_id != ticket_id:
             self.anomalies["ticket_changed"] += 1
         leg.ticket_id = ticket_id
@@ -344,6 +351,13 @@ class Tracker:
             if other is not None and other.call_id != call.call_id and other.legs:
                 call = self._same_call(leg, self.legs[next(iter(other.legs))])
         ticket.call_ids.add(call.call_id)
+        self._context_changed(leg, changed)
+
+    def _context_changed(self, leg: Leg, changed: Mapping[str, str]) -> None:
+        """A ticket.context fact for what the variables changed (the id is the fact's own)."""
+        data = {_CONTEXT_FIELD[k]: v for k, v in changed.items() if k in _CONTEXT_FIELD}
+        if data:
+            self._emit(de.TICKET_CONTEXT, leg, **data)
 
     def _learn_vars(self, leg: Leg, raw: str | list[str]) -> None:
         """Ticket variables from one channel snapshot's ChanVariable header(s).
