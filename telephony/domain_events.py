@@ -38,8 +38,9 @@ QUEUE_ANSWERED = "queue.answered"
 
 KEY_PRESSED = "key.pressed"  # UserEvent HotlineKey from a softphone feature code
 
-# The ticket's context (TICKET_* channel variables) changed: data holds the new values
-# under ticket_context.FIELDS names, so the timeline says when each became known.
+# The ticket's context (TICKET_* channel variables) changed, or a leg joined the ticket:
+# data holds the new values under ticket_context.FIELDS names (so the timeline says when
+# each became known) and, for a joining leg, its `channel`.
 TICKET_CONTEXT = "ticket.context"
 
 TRANSFER_KINDS = ("blind", "attended", "threeway", "redirect")

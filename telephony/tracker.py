@@ -252,7 +252,7 @@ class Tracker:
         call.legs.add(uid)
         self.totals["legs"] += 1
         if ticket_vars:
-            self._learn_ticket(leg, ticket_vars)
+            self._learn_ticket(leg, ticket_vars, created=True)
         self._emit(de.LEG_CREATED, leg, channel=leg.channel, exten=leg.exten)
         state = event.get(prefix + "ChannelState", "")
         if state.isdigit():
@@ -315,8 +315,13 @@ class Tracker:
         self._emit(de.CALL_MERGED, call=keep, merged=gone.call_id)
         return keep
 
-    def _learn_ticket(self, leg: Leg, ticket_vars: Mapping[str, str]) -> None:
-        """Attach the leg (and its call) to the ticket these variables name."""
+    def _learn_ticket(self, leg: Leg, ticket_vars: Mapping[str, str],
+                      created: bool = False) -> None:
+        """Attach the leg (and its call) to the ticket these variables name.
+
+        `created`: the leg is being created with them, so its leg.created step
+        (on the ticket's timeline) names its channel already.
+        """
         ticket_id = ticket_vars.get("TICKET_ID") or leg.ticket_id
         if not ticket_id:  # context before the id (unusual): keep it until the id comes
             leg.early_context = {**(leg.early_context or {}), **ticket_vars}
@@ -351,13 +356,18 @@ class Tracker:
             if other is not None and other.call_id != call.call_id and other.legs:
                 call = self._same_call(leg, self.legs[next(iter(other.legs))])
         ticket.call_ids.add(call.call_id)
-        self._context_changed(leg, changed)
+        # A leg that joins the ticket after it was created: its channel goes with the
+        # fact, as its own leg.created came before the ticket and is not on the timeline.
+        if created:
+            self._context_changed(leg, changed)
+        else:
+            self._context_changed(leg, changed, channel=leg.channel)
 
-    def _context_changed(self, leg: Leg, changed: Mapping[str, str]) -> None:
+    def _context_changed(self, leg: Leg, changed: Mapping[str, str], **extra: str) -> None:
         """A ticket.context fact for what the variables changed (the id is the fact's own)."""
         data = {_CONTEXT_FIELD[k]: v for k, v in changed.items() if k in _CONTEXT_FIELD}
-        if data:
-            self._emit(de.TICKET_CONTEXT, leg, **data)
+        if data or extra:
+            self._emit(de.TICKET_CONTEXT, leg, **data, **extra)
 
     def _learn_vars(self, leg: Leg, raw: str | list[str]) -> None:
         """Ticket variables from one channel snapshot's ChanVariable header(s).

@@ -65,8 +65,11 @@ def test_legs_with_one_ticket_are_one_call_even_with_different_linkedids():
     t.feed(ev("Newchannel", 2.0, **chan("2.1")))  # e.g. an Originate: own linkedid
     assert len(t.calls) == 2
     out = t.feed(ev("VarSet", 2.5, Uniqueid="2.1", Variable="__TICKET_ID", Value="T-1"))
-    assert [e.kind for e in out] == ["call.merged"]
+    # The Originate's leg joins the ticket after it was created: the fact names its channel.
+    assert [e.kind for e in out] == ["call.merged", "ticket.context"]
     assert out[0].call_id == "1.1" and out[0].data == {"merged": "2.1"}
+    assert out[1].leg == "2.1" and out[1].ticket_id == "T-1"
+    assert out[1].data == {"channel": t.legs["2.1"].channel}
     assert set(t.calls) == {"1.1"} and t.calls["1.1"].legs == {"1.1", "2.1"}
 
 
