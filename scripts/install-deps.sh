@@ -7,10 +7,11 @@ set -euo pipefail
 PACKAGES=(
   debootstrap     # builds the Asterisk 22 root from Debian sid
   redis-server    # state store (the lab runs its own instance on loopback)
+  postgresql      # the ticket archive, server + client (the lab runs its own cluster on loopback)
   sip-tester      # SIPp: citizens, agents and desks in tests and the demo
   espeak-ng       # Mandarin IVR prompts, generated at build time
   sox             # prompt resampling to 8 kHz, hold tone
-  util-linux      # unshare: private mount namespace for the chroot
+  util-linux      # unshare (the chroot's private mount namespace), setpriv (lab PostgreSQL as postgres)
   python3-venv    # the project's virtualenv
   chromium        # headless browser for the wallboard test (driven by playwright)
   fonts-wqy-microhei  # a CJK font, so the wallboard screenshots show its Chinese labels
@@ -32,6 +33,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# The Debian redis-server package may start a system instance on 6379; the lab
-# uses its own on 16379 and never touches that one.
+# The Debian redis-server package may start a system instance on 6379, and the
+# postgresql package a system cluster (15/main) on 5432; the lab runs its own on
+# 16379 and 15432 and never touches those.
 echo "install-deps: ok"

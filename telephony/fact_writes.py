@@ -1,7 +1,8 @@
 """What one domain fact writes to the store.
 
 A fact with a ticket becomes one step on that ticket's timeline; the start and
-the end of a call also write the call's record (live-call set, for restart).
+the end of a call also write the call's record (live-call set, for restart), and
+the end of a call with a ticket marks the ticket for the archive.
 Every other fact writes nothing. The same rule runs in the service process
 (in-process store) and in the store's writer process, which receives facts as
 plain tuples in DomainEvent's field order, hence the positional unpacking.
@@ -28,6 +29,8 @@ class FactSink(Protocol):
 
     def end_call(self, call_id: str, record: dict[str, Any]) -> None: ...
 
+    def ticket_ended(self, ticket_id: str, timestamp: str) -> None: ...
+
 
 def writes_anything(fact: Sequence[Any]) -> bool:
     """Cheap pre-check, so facts that write nothing never leave the event path."""
@@ -52,3 +55,5 @@ def persist_fact(store: FactSink, fact: Sequence[Any]) -> None:
                                  "ticket_id": ticket_id or ""})
     elif kind == CALL_ENDED:
         store.end_call(call_id, {"ended": ts, **(data or {})})
+        if ticket_id:  # the archive takes the ticket once it has been quiet a moment
+            store.ticket_ended(ticket_id, f"{ts:.6f}")

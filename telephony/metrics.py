@@ -150,6 +150,32 @@ SLA_BREACHES = Counter(
 )
 
 
+# --- ticket archive (telephony.archive) ------------------------------------------
+ARCHIVE_TICKETS = Counter(
+    "hotline_archive_tickets",
+    "Ended tickets written to the PostgreSQL archive (a ticket re-archived counts again).",
+    ["platform"],
+    registry=REGISTRY,
+)
+ARCHIVE_ERRORS = Counter(
+    "hotline_archive_errors",
+    "Archive rounds that failed (database or Redis unreachable) and were retried.",
+    ["platform"],
+    registry=REGISTRY,
+)
+ARCHIVE_PENDING = Gauge(
+    "hotline_archive_pending_tickets",
+    "Ended tickets waiting to be archived.",
+    ["platform"],
+    registry=REGISTRY,
+)
+ARCHIVE_LAG_SECONDS = Gauge(
+    "hotline_archive_lag_seconds",
+    "How long the oldest ticket waiting for the archive has waited.",
+    ["platform"],
+    registry=REGISTRY,
+)
+
 # --- supervisor monitor feed (telephony.monitor) -----------------------------
 MONITOR_CLIENTS = Gauge(
     "hotline_monitor_clients",

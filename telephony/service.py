@@ -78,6 +78,9 @@ class ServiceConfig:
     # The monitor's queue tiles: the answer service level and the platform's day.
     service_level_s: float = 15.0
     timezone: str = "Asia/Shanghai"
+    # PostgreSQL for the ticket archive (telephony.archive); empty: no archive.
+    # The store's writer process runs the archiver, so it needs the writer process.
+    archive_dsn: str = ""
     # Build and send the Redis writes in a writer process (telephony.store_process),
     # off the event loop; False keeps them in this process (RedisStore).
     store_process: bool = True
@@ -112,6 +115,7 @@ class ServiceConfig:
             ivr=IvrSettings.from_env(env),
             service_level_s=service_level_s,
             timezone=env.get("HOTLINE_TIMEZONE", "Asia/Shanghai"),
+            archive_dsn=env.get("HOTLINE_ARCHIVE_DSN", ""),
         )
 
 
@@ -204,7 +208,8 @@ class PlatformService:
         node = NODES[config.platform]
         self.tracker = Tracker()
         self.sla = SlaRecorder()
-        self.store: Store = (ProcessStore(config.redis_url, config.platform)
+        self.store: Store = (ProcessStore(config.redis_url, config.platform,
+                                          archive_dsn=config.archive_dsn)
                              if config.store_process
                              else RedisStore.from_url(config.redis_url, config.platform))
         self.queue: asyncio.Queue[Any] = asyncio.Queue(50_000)
@@ -390,6 +395,7 @@ def lab_config(platform: str) -> ServiceConfig:
         ami=(AmiTarget(node.name, info.ami_host, info.ami_port, info.ami_user, info.ami_secret),),
         redis_url=lab.redis_url, tokens=lab.api_tokens(), http_port=node.http_port,
         fastagi_port=node.fastagi_port, ivr=IvrSettings.from_env(),
+        archive_dsn=lab.postgres_dsn,
     )
 
 

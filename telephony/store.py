@@ -103,6 +103,10 @@ class Keys:
     def op_key(self, idempotency_key: str) -> str:
         return f"{self.ns}:opkey:{idempotency_key}"
 
+    def archive_pending(self) -> str:
+        """Ended tickets waiting for the archive: a sorted set scored by end time."""
+        return f"{self.ns}:archive:pending"
+
     def monitor(self) -> str:
         """The monitor feed's messages, entry id `<seq>-0` (telephony.monitor)."""
         return f"{self.ns}:monitor"
@@ -167,7 +171,7 @@ def timeline_write(key: str, kind: str, ts: str, record: Record | None) -> tuple
 #   ["xadd", key, field, value, ...]    XADD key MAXLEN ~ maxlen * field value ...
 #   ["hset", key, {field: value, ...}]  HSET key field value ...
 #   ["xaddid", key, maxlen, id, field, value, ...]  XADD with the caller's own id
-#   [command, key, argument]            e.g. SADD, SREM, EXPIRE
+#   [command, key, argument, ...]       e.g. SADD, SREM, EXPIRE, ZADD
 # JSON because it is encoded in C (orjson: 0.3 to 0.9 µs a write, against 2 to 6
 # for the standard library's encoder, which was a third of the writer process's
 # CPU; bench/bench_store_encoding.py): packing thousands of redis-py commands
@@ -192,7 +196,7 @@ for _, write in ipairs(cjson.decode(ARGV[2])) do
     end
     reply = redis.pcall('HSET', key, unpack(args))
   else
-    reply = redis.pcall(command, key, write[3])
+    reply = redis.pcall(command, key, unpack(write, 3))
   end
   if type(reply) == 'table' and reply.err then
     rejected = rejected + 1
@@ -320,6 +324,7 @@ class RedisStore(RedisReads):
         gather_delay: float = 0.005,
         timeline_maxlen: int = 10_000,
         monitor_maxlen: int = 100_000,
+        archive: bool = False,
         ended_ttl: int = 7 * 24 * 3600,
         lag_sink: Callable[[list[float]], None] | None = None,
     ):
@@ -334,6 +339,9 @@ class RedisStore(RedisReads):
         self.gather_delay = gather_delay
         self.timeline_maxlen = timeline_maxlen
         self.monitor_maxlen = monitor_maxlen
+        # Ended tickets are marked for the archiver (telephony.archive.writer) only
+        # when one runs: otherwise nothing would ever take them off the set.
+        self.archive = archive
         self.ended_ttl = ended_ttl
         self.dropped = 0
         self.written = 0
@@ -441,6 +449,11 @@ class RedisStore(RedisReads):
 
     def update_op(self, op_id: str, record: Record) -> None:
         self._put_hash(self.keys.op(op_id), encode_record(record))
+
+    def ticket_ended(self, ticket_id: str, timestamp: str) -> None:
+        """Mark the ticket for the archive, in order after its timeline steps."""
+        if self.archive:
+            self._enqueue(("zadd", self.keys.archive_pending(), timestamp, ticket_id))
 
     def append_monitor(self, seq: int, text: str) -> None:
         """One monitor feed message under its own seq, the stream capped near `monitor_maxlen`."""

@@ -38,7 +38,10 @@ STORE_CALLS = frozenset(
      "append_monitor"))
 MAX_LAGS = 5_000  # batch lags per reply line at most (the newest): a line stays short
 STAT_FIELDS = ("written", "dropped", "rejected", "coalesced", "pending", "flush_errors",
-               "refused")
+               "refused", "archived", "archived_steps", "archive_errors", "archive_unreadable",
+               "archive_pending", "archive_lag_ms")
+# Stats that are a level at the time of the report, not a running count.
+LEVEL_FIELDS = frozenset(("pending", "archive_pending", "archive_lag_ms"))
 
 
 class FrameError(ValueError):

@@ -33,10 +33,11 @@ from time import perf_counter
 from typing import Any
 
 from telephony import metrics
+from telephony.archive.writer import ARCHIVE_DSN_ENV
 from telephony.fact_writes import writes_anything
 from telephony.logging import get_logger
 from telephony.store import Record, RedisReads, redis_client
-from telephony.store_link import FLUSH, STAT_FIELDS, encode_frame, read_reply
+from telephony.store_link import FLUSH, LEVEL_FIELDS, STAT_FIELDS, encode_frame, read_reply
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 _REPLY_LIMIT = 1 << 20  # longest reply line read; the writer sends at most MAX_LAGS lags
@@ -45,7 +46,8 @@ _REPLY_LIMIT = 1 << 20  # longest reply line read; the writer sends at most MAX_
 class ProcessStore(RedisReads):
     def __init__(self, url: str, platform: str, *, max_pending: int = 100_000,
                  frame_delay: float = 0.005, restart_delay: float = 0.5,
-                 writer_max_buffer: int = 100_000, lag_log: str | None = None) -> None:
+                 writer_max_buffer: int = 100_000, lag_log: str | None = None,
+                 archive_dsn: str = "") -> None:
         super().__init__(redis_client(url), platform)
         self.url = url
         self.max_pending = max_pending
@@ -56,6 +58,7 @@ class ProcessStore(RedisReads):
         self.restart_delay = restart_delay
         self.writer_max_buffer = writer_max_buffer
         self.lag_log = lag_log
+        self.archive_dsn = archive_dsn  # when set, the writer also runs the archiver
         self._pending: deque[Any] = deque()
         self._first_at = 0.0  # when the oldest pending message was buffered
         self._wakeup = asyncio.Event()
@@ -76,6 +79,10 @@ class ProcessStore(RedisReads):
         self._m_lag = metrics.STORE_WRITE_LAG.labels(platform=platform)
         self._m_errors = metrics.STORE_FLUSH_ERRORS.labels(platform=platform)
         self._m_restarts = metrics.STORE_WRITER_RESTARTS.labels(platform=platform)
+        self._m_archived = metrics.ARCHIVE_TICKETS.labels(platform=platform)
+        self._m_archive_errors = metrics.ARCHIVE_ERRORS.labels(platform=platform)
+        self._m_archive_pending = metrics.ARCHIVE_PENDING.labels(platform=platform)
+        self._m_archive_lag = metrics.ARCHIVE_LAG_SECONDS.labels(platform=platform)
 
     # --- buffered writes (never await) -----------------------------------------
     def add_fact(self, fact: Sequence[Any]) -> None:
@@ -197,6 +204,9 @@ class ProcessStore(RedisReads):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT,
                                                           env.get("PYTHONPATH"))))
+        env.pop(ARCHIVE_DSN_ENV, None)
+        if self.archive_dsn:
+            env[ARCHIVE_DSN_ENV] = self.archive_dsn
         while not self._closing:
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -233,7 +243,7 @@ class ProcessStore(RedisReads):
         if self.writer_stats.get("pending"):
             self.log.error("store_writer_lost_writes", at_most=self.writer_stats["pending"])
         for name, value in self.writer_stats.items():
-            if name != "pending":  # a level, not a count: what it held is lost, not pending
+            if name not in LEVEL_FIELDS:  # a level is not a count (what it held is lost)
                 self._retired[name] = self._retired.get(name, 0) + value
         self.writer_stats, self._counted = {}, {}
         for token in list(self._flushes):
@@ -249,6 +259,10 @@ class ProcessStore(RedisReads):
         self.writer_stats = {name: int(reply.get(name, 0)) for name in STAT_FIELDS}
         self._count("dropped", self._m_dropped)
         self._count("flush_errors", self._m_errors)
+        self._count("archived", self._m_archived)
+        self._count("archive_errors", self._m_archive_errors)
+        self._m_archive_pending.set(self.writer_stats.get("archive_pending", 0))
+        self._m_archive_lag.set(self.writer_stats.get("archive_lag_ms", 0) / 1000)
         self._m_depth.set(self.pending)
         if reply["type"] == "flushed":
             self._answer_flush(reply.get("token"), True)

@@ -27,9 +27,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from telephony.archive.writer import ARCHIVE_DSN_ENV, Archiver
 from telephony.lifecycle import settle_heap
 from telephony.logging import configure_logging, get_logger
-from telephony.store import RedisStore
+from telephony.store import RedisStore, redis_client
 from telephony.store_link import (
     FLUSH,
     MAX_LAGS,
@@ -46,8 +47,10 @@ from telephony.store_link import (
 class FrameApplier:
     """Applies frames to a RedisStore; pure bookkeeping, no I/O of its own."""
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: RedisStore,
+                 extra_stats: Callable[[], dict[str, int]] | None = None) -> None:
         self.store = store
+        self.extra_stats = extra_stats  # the archiver's counters, when one runs
         self.refused = 0  # malformed messages, skipped
         self.log = get_logger("telephony.store_writer", platform=store.platform)
         store.batch_lags = []
@@ -81,15 +84,19 @@ class FrameApplier:
         """Cumulative counters and the batch lags since the last call."""
         store = self.store
         lags, store.batch_lags = store.batch_lags or [], []
-        values = {name: getattr(store, name) for name in STAT_FIELDS if name != "refused"}
+        values = {name: getattr(store, name, 0) for name in STAT_FIELDS if name != "refused"}
         values["refused"] = self.refused
+        if self.extra_stats is not None:
+            values.update(self.extra_stats())
         return {**values, "lags": [round(lag, 6) for lag in lags[-MAX_LAGS:]]}
 
 
 async def serve(store: RedisStore, reader: asyncio.StreamReader,
-                write: Callable[[bytes], None], stats_every: float = 1.0) -> None:
-    applier = FrameApplier(store)
+                write: Callable[[bytes], None], stats_every: float = 1.0,
+                archiver: Archiver | None = None) -> None:
+    applier = FrameApplier(store, archiver.stats.as_dict if archiver is not None else None)
     store.start()
+    archiving = asyncio.create_task(archiver.run()) if archiver is not None else None
 
     async def report() -> None:
         while True:
@@ -103,9 +110,13 @@ async def serve(store: RedisStore, reader: asyncio.StreamReader,
                 await store.flush()
                 write(reply_line("flushed", applier.stats(), token=token))
     finally:
-        reporter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reporter
+        for task in (reporter, archiving):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if archiver is not None:
+            await archiver.close()
         await store.close()
         write(reply_line("stats", applier.stats()))
 
@@ -121,11 +132,15 @@ async def _main(args: argparse.Namespace, lags: array[float] | None) -> None:
         out.write(line)
         out.flush()
 
-    store = RedisStore.from_url(args.redis_url, args.platform, max_buffer=args.max_buffer)
+    # The archive's DSN comes in the environment, not on the command line (ps shows that).
+    dsn = os.environ.get(ARCHIVE_DSN_ENV, "")
+    store = RedisStore.from_url(args.redis_url, args.platform, max_buffer=args.max_buffer,
+                                archive=bool(dsn))
+    archiver = Archiver(redis_client(args.redis_url), args.platform, dsn) if dsn else None
     if lags is not None:
         store._lag_sink = lags.extend
     settle_heap()
-    await serve(store, reader, write)
+    await serve(store, reader, write, archiver=archiver)
 
 
 def main(argv: list[str] | None = None) -> int:

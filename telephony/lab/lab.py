@@ -1,4 +1,4 @@
-"""The two-platform lab: Asterisk nodes 12345 and 110, desks 119/120/122, Redis.
+"""The two-platform lab: Asterisk nodes 12345 and 110, desks 119/120/122, Redis, PostgreSQL.
 
 `up` is idempotent: what already runs (and answers) is kept, what is missing is
 started, and a node whose rendered config changed is restarted. `down` stops
@@ -24,15 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from telephony.lab import procs
+from telephony.lab import private_postgres, procs
 from telephony.lab.amiping import ami_ping
 from telephony.lab.render import LAB_TIMERS, node_values, render_node
 from telephony.lab.root import AsteriskRoot, ensure_root
-from telephony.lab.topology import DESKS, HOST, NODES, REDIS_PORT, Node, other_platform
+from telephony.lab.topology import (
+    DESKS,
+    HOST,
+    NODES,
+    POSTGRES_PORT,
+    REDIS_PORT,
+    Node,
+    other_platform,
+)
 
 STATE_DIR = Path(os.environ.get("HOTLINE_LAB_DIR", "/var/tmp/hotline-lab"))
 NODE_BASE_IN_ROOT = "/srv/hotline-lab"  # node dirs, as seen inside the chroot
 AMI_USER = "hotline"
+PG_ROLE = PG_DATABASE = "hotline"  # the archive's role and database in the lab's PostgreSQL
 SOUNDS_SUBDIR = "usr/share/asterisk/sounds/hotline"
 
 
@@ -119,12 +128,27 @@ class Lab:
     def redis_url(self) -> str:
         return f"redis://{HOST}:{REDIS_PORT}/0"
 
+    def postgres_password(self) -> str:
+        return str(self.state.fact_default("postgres_password",
+                                           lambda: secrets.token_urlsafe(24)))
+
+    @property
+    def postgres_dsn(self) -> str:
+        """The archive's database: role `hotline` (may create databases), over TCP."""
+        return private_postgres.dsn(PG_ROLE, self.postgres_password(), PG_DATABASE,
+                                    POSTGRES_PORT)
+
+    @property
+    def postgres(self) -> private_postgres.Cluster:
+        return private_postgres.Cluster(self.state_dir / "postgres", POSTGRES_PORT)
+
     # -- up ------------------------------------------------------------------
     def up(self, timeout: float = 60.0) -> None:
         t0 = time.monotonic()
         root = self.root
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._ensure_redis()
+        self._ensure_postgres()
         self._ensure_sounds()
         for node in NODES.values():
             self._ensure_node(node, root)
@@ -151,6 +175,31 @@ class Lab:
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--protected-mode", "yes", "--daemonize", "no",
         ], marker=f"{HOST}:{REDIS_PORT}")
+
+    def _ensure_postgres(self) -> None:
+        """A cluster of our own under the state dir: made once (initdb), started when it
+        is not running, the archive's role and database made when they do not answer."""
+        cluster = self.postgres
+        rec = self.state.procs().get("postgres")
+        try:
+            if rec and procs.is_alive(rec):
+                if asyncio.run(private_postgres.answers(self.postgres_dsn)):
+                    return
+            else:
+                if _tcp_listening(HOST, POSTGRES_PORT):
+                    raise LabError(
+                        f"postgres: port {POSTGRES_PORT} is taken by a process this lab did not "
+                        "start (an orphan from another checkout?); stop it first")
+                fresh = not cluster.initialised()
+                cluster.prepare()
+                if fresh:
+                    _log(f"initialised a PostgreSQL {cluster.version()} cluster in {cluster.data}")
+                rec = self._ensure("postgres", cluster.server_argv(), marker=str(cluster.data))
+            started = rec
+            asyncio.run(cluster.bootstrap(PG_ROLE, self.postgres_password(), PG_DATABASE,
+                                          alive=lambda: procs.is_alive(started)))
+        except private_postgres.PostgresError as exc:
+            raise LabError(f"postgres: {exc}\n{self._log_tail('postgres')}") from exc
 
     def _ensure_sounds(self) -> None:
         """Mandarin prompts from the one prompt table; only changed texts are re-rendered."""
@@ -221,6 +270,7 @@ class Lab:
         }
         results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
         results["redis"] = await _redis_ping()
+        results["postgres"] = await private_postgres.answers(self.postgres_dsn)
         for name, rec in self.state.procs().items():
             if name.startswith("desk"):
                 results[name] = procs.is_alive(rec)
@@ -270,7 +320,8 @@ class Lab:
     def down(self) -> list[str]:
         stopped = []
         for name, rec in self.state.procs().items():
-            if procs.stop(rec):
+            stop = private_postgres.stop_server if name == "postgres" else procs.stop
+            if stop(rec):
                 stopped.append(name)
             self.state.drop_proc(name)
         self._unmount_leftovers()

@@ -81,6 +81,7 @@ DESKS: dict[str, Desk] = {
 }
 
 REDIS_PORT = 16379
+POSTGRES_PORT = 15432  # the ticket archive (telephony/archive)
 
 # Ports SIPp UACs (citizens, load generators) may bind: 17000-17999, one per process.
 CITIZEN_PORT_RANGE = (17000, 17999)

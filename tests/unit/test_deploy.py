@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from telephony.cli import main
-from telephony.lab.topology import NODES, REDIS_PORT
+from telephony.lab.topology import NODES, POSTGRES_PORT, REDIS_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,9 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_services_and_build_files_exist() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"node12345", "node110", "redis", "service12345", "service110", "prometheus"} <= set(
-        services
-    )
+    assert {"node12345", "node110", "redis", "postgres", "service12345", "service110",
+            "prometheus"} <= set(services)
     for name, svc in services.items():
         build = svc.get("build")
         if build:
@@ -26,9 +25,31 @@ def test_compose_services_and_build_files_exist() -> None:
         for dep in svc.get("depends_on", []):
             assert dep in services, (name, dep)
     assert str(REDIS_PORT) in services["redis"]["command"]
+    for name, svc in services.items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source.startswith("./") or source in compose["volumes"], (name, volume)
     prom = (ROOT / "deploy/prometheus.yml").read_text()
     for node in NODES.values():
         assert f"127.0.0.1:{node.http_port}" in prom
+
+
+def test_compose_postgres_is_the_archive_both_services_wait_for() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    pg = services["postgres"]
+    assert str(POSTGRES_PORT) in pg["command"] and "listen_addresses=127.0.0.1" in pg["command"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"])
+    password = "${HOTLINE_PG_PASSWORD:?set HOTLINE_PG_PASSWORD}"  # required, never a default
+    assert pg["environment"]["POSTGRES_PASSWORD"] == password
+    health = pg["healthcheck"]["test"]
+    assert "pg_isready" in health and str(POSTGRES_PORT) in health
+    for platform in NODES:
+        svc = services[f"service{platform}"]
+        dsn = svc["environment"]["HOTLINE_ARCHIVE_DSN"]
+        assert dsn.startswith("postgresql://hotline:${HOTLINE_PG_PASSWORD")
+        assert dsn.endswith(f"@127.0.0.1:{POSTGRES_PORT}/hotline")
+        assert svc["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
 
 def test_config_render_for_deployment(tmp_path: Path, monkeypatch) -> None:

@@ -28,6 +28,9 @@ class SinkSpy:
     def end_call(self, call_id: str, record: dict[str, Any]) -> None:
         self.calls.append(("end_call", call_id, record))
 
+    def ticket_ended(self, ticket_id: str, timestamp: str) -> None:
+        self.calls.append(("ticket_ended", ticket_id, timestamp))
+
 
 def test_a_fact_becomes_one_timeline_step_with_its_own_kind_kept() -> None:
     spy = SinkSpy()
