@@ -365,9 +365,11 @@ class Tracker:
 
     def _context_changed(self, leg: Leg, changed: Mapping[str, str], **extra: str) -> None:
         """A ticket.context fact for what the variables changed (the id is the fact's own)."""
-        data = {_CONTEXT_FIELD[k]: v for k, v in changed.items() if k in _CONTEXT_FIELD}
-        if data or extra:
-            self._emit(de.TICKET_CONTEXT, leg, **data, **extra)
+        data: dict[str, Any] = {_CONTEXT_FIELD[k]: v for k, v in changed.items()
+                                if k in _CONTEXT_FIELD}
+        data.update(extra)
+        if data:
+            self._emit(de.TICKET_CONTEXT, leg, **data)
 
     def _learn_vars(self, leg: Leg, raw: str | list[str]) -> None:
         """Ticket variables from one channel snapshot's ChanVariable header(s).
