@@ -150,6 +150,50 @@ SLA_BREACHES = Counter(
 )
 
 
+# --- SLA figures from the archive (telephony.archive.sla), over the last 24 h --------
+SLA_ANSWER_SERVICE_LEVEL = Gauge(
+    "hotline_sla_answer_service_level_ratio",
+    "Offered calls answered within the answer threshold (15 s), short abandons excluded.",
+    ["platform", "queue"],
+    registry=REGISTRY,
+)
+SLA_CONNECTION_RATE = Gauge(
+    "hotline_sla_connection_rate_ratio",
+    "Offered calls answered at all (GB/T 33358: at least 0.95 over any 24 h).",
+    ["platform"],
+    registry=REGISTRY,
+)
+SLA_ABANDON = Gauge(
+    "hotline_sla_abandon_ratio",
+    "Offered calls abandoned in the queue, short abandons excluded.",
+    ["platform", "queue"],
+    registry=REGISTRY,
+)
+SLA_TRANSFER_SUCCESS = Gauge(
+    "hotline_sla_transfer_success_ratio",
+    "Transfers that reached an answer at the receiving centre, per direction.",
+    ["platform", "direction"],
+    registry=REGISTRY,
+)
+SLA_THREE_PARTY_SHARE = Gauge(
+    "hotline_sla_three_party_share_ratio",
+    "Answered tickets that needed a three-party call.",
+    ["platform"],
+    registry=REGISTRY,
+)
+SLA_HANDOFF_COMPLETENESS = Gauge(
+    "hotline_sla_handoff_completeness_ratio",
+    "Hand-off data fields present on tickets received from another platform.",
+    ["platform"],
+    registry=REGISTRY,
+)
+SLA_COMPUTED_AT = Gauge(
+    "hotline_sla_computed_timestamp_seconds",
+    "When the SLA figures were last computed from the archive (epoch seconds).",
+    ["platform"],
+    registry=REGISTRY,
+)
+
 # --- ticket archive (telephony.archive) ------------------------------------------
 ARCHIVE_TICKETS = Counter(
     "hotline_archive_tickets",
