@@ -8,6 +8,7 @@ The expected times are read straight off the AMI events quoted in each test.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,26 @@ def test_thresholds_are_checked() -> None:
         Thresholds(answer_s=0)
     with pytest.raises(ValueError):
         Thresholds(connection_target=1.5)
+
+
+def test_sla_gauges_from_figures_nan_when_no_calls() -> None:
+    from prometheus_client import generate_latest
+
+    from telephony import metrics
+    from telephony.archive.sla_exporter import apply_figures
+
+    rows = [ticket("a", 100, 110, queue="q12345"), ticket("b", 100, 130, queue="q12345")]
+    xfers = [{"platform": "12345", "ticket_id": "a", "direction": "12345->110",
+              "status": "completed", "kind": "blind", "initiated_at": 112.0,
+              "target_answer_at": 113.0, "caller_drop_at": None}]
+    apply_figures("12345", figures(rows, xfers, group_by=("platform", "queue")),
+                  figures(rows, xfers), 1000.0)
+    assert metrics.SLA_ANSWER_SERVICE_LEVEL.labels(
+        platform="12345", queue="q12345")._value.get() == 0.5
+    assert metrics.SLA_CONNECTION_RATE.labels(platform="12345")._value.get() == 1.0
+    assert metrics.SLA_TRANSFER_SUCCESS.labels(
+        platform="12345", direction="12345->110")._value.get() == 1.0
+    assert metrics.SLA_COMPUTED_AT.labels(platform="12345")._value.get() == 1000.0
+    apply_figures("110", figures([], []), figures([], []), 1000.0)  # nothing on 110
+    assert math.isnan(metrics.SLA_CONNECTION_RATE.labels(platform="110")._value.get())
+    assert b"hotline_sla_connection_rate_ratio" in generate_latest(metrics.REGISTRY)
