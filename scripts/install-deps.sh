@@ -15,6 +15,7 @@ PACKAGES=(
   python3-venv    # the project's virtualenv
   chromium        # headless browser for the wallboard test (driven by playwright)
   fonts-wqy-microhei  # a CJK font, so the wallboard screenshots show its Chinese labels
+  prometheus      # promtool: checks deploy/prometheus.yml, deploy/alerts.yml and the /metrics text in tests
   make
 )
 
@@ -35,5 +36,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # The Debian redis-server package may start a system instance on 6379, and the
 # postgresql package a system cluster (15/main) on 5432; the lab runs its own on
-# 16379 and 15432 and never touches those.
+# 16379 and 15432 and never touches those. The prometheus package (installed for
+# its promtool) may likewise start a system Prometheus on 9090 with Debian's own
+# config; the tests only run promtool and never talk to it.
 echo "install-deps: ok"
