@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "telephony.service",
     "telephony.replay",
     "telephony.record",
+    "telephony.report.cli",
     "telephony.demo",
 )
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from telephony.archive import db
 from telephony.lab.lab import Lab
 from telephony.lab.private_redis import private_redis
 
@@ -41,3 +44,18 @@ def redis_server(tmp_path: Path):
     """A private redis-server (no persistence) for one test; yields its URL and process."""
     with private_redis(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+async def scratch_dsn(lab: Lab) -> AsyncIterator[str]:
+    """A scratch database on the lab's PostgreSQL (hotline_test_<random>, owned by the
+    lab's `hotline` role, dropped afterwards): the lab's own `hotline` database is
+    never touched."""
+    name = f"hotline_test_{secrets.token_hex(6)}"
+    admin = await db.connect(lab.postgres_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield urlunsplit(urlsplit(lab.postgres_dsn)._replace(path=f"/{name}"))
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()

@@ -1,17 +1,14 @@
 """The lab's PostgreSQL (the ticket archive) and the migration runner on it.
 
-Each migration test gets a scratch database (hotline_test_<random>, owned by the
-lab's `hotline` role, dropped afterwards): the lab's own `hotline` database is
-never touched.
+Each migration test gets a scratch database (the `scratch_dsn` fixture in
+conftest.py): the lab's own `hotline` database is never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,22 +20,6 @@ from telephony.lab.topology import POSTGRES_PORT
 
 ARCHIVE_TABLES = {"archive_tickets", "archive_calls", "archive_legs", "archive_transfers",
                   "archive_conferences", "archive_steps"}
-
-
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
-
-
-@pytest.fixture
-async def scratch_dsn(lab: Lab) -> AsyncIterator[str]:
-    name = f"hotline_test_{secrets.token_hex(6)}"
-    admin = await db.connect(lab.postgres_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield _with_database(lab.postgres_dsn, name)
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 async def _tables(dsn: str) -> set[str]:

@@ -2,14 +2,14 @@
 
 Each fixture is replayed as the service does it: one node's AMI events into a
 tracker, each fact written to a ticket timeline with the real store's encoding
-(telephony.store.timeline_write), then read back as Redis would return it.
-The expected times are read straight off the AMI events quoted in each test.
+(telephony.store.timeline_write), then read back as Redis would return it
+(tests/archive_fixtures.py). The expected times are read straight off the AMI
+events quoted in each test.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,47 +25,7 @@ from telephony.archive.measures import (
 )
 from telephony.archive.record import build_record, destination_platform
 from telephony.archive.writer import table_rows, upsert_sql
-from telephony.fact_writes import persist_fact
-from telephony.replay import load_events
-from telephony.store import timeline_write
-from telephony.tracker import Tracker
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
-
-
-class Timelines:
-    """A FactSink keeping each ticket's timeline as XRANGE would return it."""
-
-    def __init__(self, platform: str) -> None:
-        self.platform = platform
-        self.entries: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        self.ended: list[str] = []
-        self._seq = 0
-
-    def append_timeline(self, ticket_id: str, kind: str, timestamp: str,
-                        record: dict[str, Any] | None = None) -> None:
-        flat = timeline_write("k", kind, timestamp, record)[2:]
-        self._seq += 1
-        self.entries.setdefault(ticket_id, []).append(
-            (f"{self._seq}-0", dict(zip(flat[::2], flat[1::2], strict=True))))
-
-    def put_call(self, call_id: str, record: dict[str, Any]) -> None:
-        pass
-
-    def end_call(self, call_id: str, record: dict[str, Any]) -> None:
-        pass
-
-    def ticket_ended(self, ticket_id: str, timestamp: str) -> None:
-        self.ended.append(ticket_id)
-
-
-def timelines(name: str, platform: str) -> Timelines:
-    sink, tracker = Timelines(platform), Tracker()
-    for event in load_events(FIXTURES / f"{name}.jsonl"):
-        if event.get("SystemName") == f"node{platform}":
-            for fact in tracker.feed(event):
-                persist_fact(sink, fact)
-    return sink
+from tests.archive_fixtures import ticket, timelines
 
 
 def only_record(name: str, platform: str) -> Any:
@@ -148,13 +108,6 @@ def test_rows_become_upsert_arguments_with_times_as_datetimes() -> None:
 
 
 # --- the SLA measures, on hand-made rows whose answers are worked out by hand ---------
-
-def ticket(tid: str, queued: float | None, answered: float | None = None,
-           abandoned: float | None = None, **kw: Any) -> dict[str, Any]:
-    return {"platform": "12345", "ticket_id": tid, "queued_at": queued, "answered_at": answered,
-            "abandoned_at": abandoned, "opened_at": queued or 0.0, "origin": "12345",
-            "outcome": "answered" if answered else "abandoned", **kw}
-
 
 def test_answer_figures_exclude_short_abandons_and_count_15_s_as_within() -> None:
     rows = [ticket("a", 100, 115),  # 15 s: within
