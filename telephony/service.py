@@ -6,7 +6,8 @@ The wiring only; every part lives in its own module:
       -> Controller.on_event (operations confirmed by events)
       -> HotlineKey UserEvents -> the same operations as the HTTP keys
   FastAGI IVR (ivr.fastagi + ivr.flows), callback tickets into Redis
-  HTTP API (telephony.api.app): transfers, conferences, keys, /metrics, /readyz
+  HTTP API (telephony.api.app): transfers, conferences, keys, /metrics, /readyz,
+    the monitor, and ticket search over the archive (a PostgreSQL pool made on first use)
 On every AMI (re)connect the live state is rebuilt from Asterisk and joined
 with Redis: calls Redis thinks are live but Asterisk no longer has are closed.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -33,6 +35,7 @@ from ivr.settings import IvrSettings
 from ivr.tickets import IvrTicket
 from telephony import metrics
 from telephony.ami import AmiDisconnected, AmiError, AmiSession, AmiTimeout
+from telephony.api import archive as archive_api
 from telephony.api.app import create_app
 from telephony.api.tokens import TokenTable
 from telephony.control import keys
@@ -238,8 +241,14 @@ class PlatformService:
                                       timezone=config.timezone, started_at=time.time())
         self.monitor = MonitorHub(DeltaBuilder(self.tracker, self.queue_board, config.platform),
                                   self.store)
+        # The archive's read pool: made by the first archive request, inside the loop.
+        self.archive_pool = (archive_api.LazyPool(
+            functools.partial(archive_api.open_pool, config.archive_dsn))
+            if config.archive_dsn else None)
+        archive = (None if self.archive_pool is None else archive_api.ArchiveApi(
+            self.archive_pool, self.store, active=self.tracker.tickets.__contains__))
         self.app = create_app(self.controller, TokenTable.from_config(config.tokens),
-                              hub=self.monitor)
+                              hub=self.monitor, archive=archive)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pump: asyncio.Task[None] | None = None
@@ -265,6 +274,8 @@ class PlatformService:
         await self.fastagi.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.archive_pool is not None:
+            await self.archive_pool.close()
         for session in self.sessions:
             await session.close()
         if self._pump is not None:

@@ -1,4 +1,5 @@
-"""The aiohttp application: /api/v1 call control, key action URLs, health, metrics.
+"""The aiohttp application: /api/v1 call control, key action URLs, health, metrics,
+and (given their parts) the monitor and the archive's ticket search.
 
 Operations answer 202 with the operation record: it is accepted and sent, and
 its state advances from AMI events (poll GET .../{op_id}). Errors are
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from telephony.api import archive as archive_api
 from telephony.api import monitor as monitor_api
 from telephony.api.body import read_json
 from telephony.api.tokens import PRINCIPAL, TokenTable
@@ -271,6 +273,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(controller: Controller, tokens: TokenTable, *,
                hub: monitor_api.MonitorHub | None = None,
+               archive: archive_api.ArchiveApi | None = None,
                registry: CollectorRegistry | None = None,
                max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes,
@@ -302,4 +305,6 @@ def create_app(controller: Controller, tokens: TokenTable, *,
     r.add_get("/metrics", metrics, allow_head=False)
     if hub is not None:  # the supervisor's read API, feed and wallboard
         monitor_api.add_routes(app, hub)
+    if archive is not None:  # ticket search, trace and export (supervisors, admin)
+        archive_api.add_routes(app, archive.pool, archive.store, active=archive.active)
     return app

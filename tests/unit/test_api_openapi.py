@@ -8,6 +8,7 @@ import yaml
 from aiohttp import web
 
 from telephony.api.app import create_app
+from telephony.api.archive import ArchiveApi
 from telephony.api.tokens import TokenTable
 from telephony.control.controller import Controller
 from telephony.control.protocols import InMemoryOpStore
@@ -23,11 +24,27 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
+class NoPool:
+    """Stands in for the archive's pool: building the app never asks for it."""
+
+    async def __call__(self) -> object:
+        raise AssertionError("the archive pool is made only by an archive request")
+
+
+class NoTimeline:
+    platform = "12345"
+
+    async def timeline(self, ticket_id: str, start: str = "-",
+                       count: int = 1000) -> list[tuple[str, dict[str, str]]]:
+        return []
+
+
 def app_routes() -> set[tuple[str, str]]:
     controller = Controller(platform="12345", directory=FakeDirectory(), sender=FakeSender(),
                             store=InMemoryOpStore(), targets=TargetPolicy("12345"))
     app = create_app(controller, TokenTable({}), hub=MonitorHub(
-        DeltaBuilder(Tracker(), QueueBoard(), "12345"), InMemoryMonitorStore()))
+        DeltaBuilder(Tracker(), QueueBoard(), "12345"), InMemoryMonitorStore()),
+        archive=ArchiveApi(NoPool(), NoTimeline()))
     out = set()
     for route in app.router.routes():
         if route.method == "HEAD":
@@ -50,7 +67,9 @@ def test_app_and_openapi_agree() -> None:
     in_app, in_doc = app_routes(), doc_routes()
     assert in_app - in_doc == set(), "routes missing from docs/openapi.yaml"
     assert in_doc - in_app == set(), "documented routes the app does not serve"
-    assert {("post", "/api/v1/transfers"), ("get", "/metrics")} <= in_app
+    assert {("post", "/api/v1/transfers"), ("get", "/metrics"), ("get", "/api/v1/tickets"),
+            ("get", "/api/v1/tickets/export"),
+            ("get", "/api/v1/tickets/{ticket_id}/timeline")} <= in_app
 
 
 def test_every_ref_resolves() -> None:
