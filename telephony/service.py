@@ -38,6 +38,8 @@ from telephony.ami import AmiDisconnected, AmiError, AmiSession, AmiTimeout
 from telephony.api import archive as archive_api
 from telephony.api.app import create_app
 from telephony.api.tokens import TokenTable
+from telephony.archive.measures import Thresholds
+from telephony.archive.sla_exporter import SlaExporter
 from telephony.control import keys
 from telephony.control.controller import FED_EVENTS, Controller
 from telephony.control.observe import SetupTimeRecorder
@@ -245,13 +247,19 @@ class PlatformService:
         self.archive_pool = (archive_api.LazyPool(
             functools.partial(archive_api.open_pool, config.archive_dsn))
             if config.archive_dsn else None)
+        thresholds = Thresholds(answer_s=config.service_level_s, timezone=config.timezone)
         archive = (None if self.archive_pool is None else archive_api.ArchiveApi(
-            self.archive_pool, self.store, active=self.tracker.tickets.__contains__))
+            self.archive_pool, self.store, active=self.tracker.tickets.__contains__,
+            thresholds=thresholds))
+        # The last 24 h's SLA figures as gauges, from the archive, once a minute.
+        self.sla_exporter = (None if self.archive_pool is None
+                             else SlaExporter(config.platform, self.archive_pool, thresholds))
         self.app = create_app(self.controller, TokenTable.from_config(config.tokens),
                               hub=self.monitor, archive=archive)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pump: asyncio.Task[None] | None = None
+        self._sla_task: asyncio.Task[None] | None = None
         self.recovered = asyncio.Event()
         self._active_gauge = metrics.CALLS_ACTIVE.labels(platform=config.platform)
 
@@ -260,6 +268,8 @@ class PlatformService:
         self.store.start()
         await self.monitor.start()
         self._pump = asyncio.create_task(self._pump_events(), name="event-pump")
+        if self.sla_exporter is not None:
+            self._sla_task = asyncio.create_task(self.sla_exporter.run(), name="sla-figures")
         for session in self.sessions:
             await session.start()
         await self.fastagi.start()
@@ -270,6 +280,10 @@ class PlatformService:
                  fastagi_port=self.config.fastagi_port)
 
     async def stop(self) -> None:
+        if self._sla_task is not None:
+            self._sla_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sla_task
         await self.monitor.stop()
         await self.fastagi.stop()
         if self._runner is not None:

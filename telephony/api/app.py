@@ -306,5 +306,5 @@ def create_app(controller: Controller, tokens: TokenTable, *,
     if hub is not None:  # the supervisor's read API, feed and wallboard
         monitor_api.add_routes(app, hub)
     if archive is not None:  # ticket search, trace and export (supervisors, admin)
-        archive_api.add_routes(app, archive.pool, archive.store, active=archive.active)
+        archive_api.add_routes(app, archive)
     return app

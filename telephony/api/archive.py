@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import asyncpg
@@ -27,7 +27,9 @@ from aiohttp import web
 
 from telephony.api.tokens import PRINCIPAL
 from telephony.archive import db, queries
+from telephony.archive.measures import Thresholds
 from telephony.archive.record import ArchiveRecord, build_record
+from telephony.archive.sla_source import Window, sla_figures
 from telephony.control import authz, validation
 from telephony.control.authz import Principal
 from telephony.control.errors import BadInput, ControlError, Forbidden, NotFound
@@ -36,6 +38,7 @@ from telephony.logging import get_logger
 API = "/api/v1"
 TICKETS = f"{API}/tickets"
 EXPORT_PATH = f"{TICKETS}/export"
+SLA_PATH = f"{API}/sla"
 ACQUIRE_TIMEOUT_S = 5.0
 EXPORT_BATCH = 1000  # rows per fetch from the export's server-side cursor
 EXPORT_CHUNK = 64 * 1024  # bytes gathered before a write to the client
@@ -151,6 +154,7 @@ class ArchiveApi:
     store: TimelineStore
     # Is the ticket on a live call here now? (the service asks its tracker)
     active: Callable[[str], bool] = _never
+    thresholds: Thresholds = field(default_factory=Thresholds)  # for GET /sla
 
 
 DEPS = web.AppKey("archive_api", ArchiveApi)
@@ -282,6 +286,22 @@ async def search_tickets(request: web.Request) -> web.Response:
     return _json({"tickets": tickets, "next_cursor": next_cursor})
 
 
+async def sla(request: web.Request) -> web.Response:
+    """The SLA figures of a window (telephony.archive.measures), from the archive."""
+    who = _supervisor(request)
+    query = queries.parse_sla(request.query.items(), time.time())
+    platform = query.platform
+    if who.role != "admin":
+        if platform not in (None, who.platform):
+            raise Forbidden("a supervisor sees its own platform", code="other_platform")
+        platform = who.platform
+    window = Window(query.since.timestamp(), query.until.timestamp())
+    async with _connection(request) as conn:
+        body = await sla_figures(conn, window, platform=platform, group_by=query.group_by,
+                                 thresholds=_deps(request).thresholds)
+    return _json(body)
+
+
 async def _archived_ticket(conn: Any, platform: str, ticket_id: str) -> dict[str, Any] | None:
     rows = await queries.fetch_ticket(conn, platform, ticket_id)
     return None if rows is None else {"live": False, "active": False, **rows}
@@ -369,13 +389,13 @@ async def _stream(resp: web.StreamResponse, cursor: Any, rows: list[Any], fmt: s
         await resp.write(b"".join(chunk))
 
 
-def add_routes(app: web.Application, pool_provider: PoolProvider, store: TimelineStore, *,
-               active: Callable[[str], bool] = _never) -> None:
-    """Serve the archive on `app`; `pool_provider()` gives the asyncpg pool when awaited."""
-    app[DEPS] = ArchiveApi(pool_provider, store, active)
+def add_routes(app: web.Application, deps: ArchiveApi) -> None:
+    """Serve the archive on `app`; `deps.pool()` gives the asyncpg pool when awaited."""
+    app[DEPS] = deps
     app[EXPORT_SLOTS] = asyncio.Semaphore(EXPORTS_AT_ONCE)
     r = app.router
     r.add_get(TICKETS, search_tickets, allow_head=False)
     r.add_get(EXPORT_PATH, export_tickets, allow_head=False)  # before {ticket_id}
     r.add_get(f"{TICKETS}/{{ticket_id}}", get_ticket, allow_head=False)
     r.add_get(f"{TICKETS}/{{ticket_id}}/timeline", get_timeline, allow_head=False)
+    r.add_get(SLA_PATH, sla, allow_head=False)

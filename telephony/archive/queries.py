@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from telephony.archive.measures import GROUPS
 from telephony.archive.record import OUTCOMES
 from telephony.control import validation
 from telephony.control.errors import BadInput, Unprocessable
@@ -178,6 +179,36 @@ def _window(values: Mapping[str, str], now: float, *,
     if since >= until:
         raise Unprocessable("from must be before to", code="invalid_window")
     return since, until
+
+
+SLA_PARAMS = frozenset(("from", "to", "platform", "group_by"))
+MAX_SLA_WINDOW = dt.timedelta(days=62)  # two months: the figures are computed in Python
+
+
+@dataclass(frozen=True)
+class SlaQuery:
+    since: dt.datetime
+    until: dt.datetime
+    platform: str | None
+    group_by: tuple[str, ...]
+
+
+def parse_sla(items: Iterable[tuple[str, str]], now: float) -> SlaQuery:
+    """GET /sla parameters: the window (default the last 24 h), platform, group_by
+    (comma-separated, from measures.GROUPS; default platform)."""
+    values = _single_values(items, SLA_PARAMS)
+    since, until = _window(values, now, required=False)
+    if until - since > MAX_SLA_WINDOW:
+        raise Unprocessable(f"the window may span at most {MAX_SLA_WINDOW.days} days",
+                            code="window_too_long")
+    platform = validation.token(values["platform"], "platform") if "platform" in values \
+        else None
+    groups = tuple(g for g in values.get("group_by", "platform").split(",") if g)
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or len(set(groups)) != len(groups):
+        raise Unprocessable(f"group_by takes distinct names from {', '.join(GROUPS)}",
+                            code="invalid_group_by", value=values.get("group_by", "")[:60])
+    return SlaQuery(since, until, platform, groups or ("platform",))
 
 
 def parse_search(items: Iterable[tuple[str, str]], now: float) -> TicketQuery:

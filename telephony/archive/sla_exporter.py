@@ -84,6 +84,9 @@ class SlaExporter:
         return True
 
     async def run(self) -> None:
+        # From the start, so figures that are never computed (archive down since start-up)
+        # go stale too, and the stale-figures alert sees it.
+        metrics.SLA_COMPUTED_AT.labels(platform=self.platform).set(time.time())
         while True:
             try:
                 await self.round()

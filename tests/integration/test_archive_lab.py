@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
 import asyncpg
 
 from telephony.lab import private_postgres
@@ -71,6 +72,18 @@ async def test_a_transferred_call_is_archived_on_both_platforms_with_every_step(
         ticket = moved[0].invite.headers["X-Ticket-Id"]
         rows = {r["platform"]: r for r in await archived(lab, ticket, platforms=2)}
         in_redis = {p: await timeline_length(svc[p], ticket) for p in ("12345", "110")}
+        # The SLA figures of the last hour from the archive: over the API and as gauges.
+        token = lab.token_for("supervisor12345")
+        now = time.time()
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with http.get(f"http://127.0.0.1:{NODES['12345'].http_port}/api/v1/sla",
+                                params={"from": str(int(now - 3600)),
+                                        "to": str(int(now + 60))}) as resp:
+                sla_status, sla = resp.status, await resp.json()
+            exporter = svc["12345"].sla_exporter
+            assert exporter is not None and await exporter.round()
+            async with http.get(f"http://127.0.0.1:{NODES['12345'].http_port}/metrics") as resp:
+                exposition = await resp.text()
     steps = await counts(lab, "archive_steps", [ticket])
     transfers = await counts(lab, "archive_transfers", [ticket])
     assert res.ok, res.errors
@@ -84,6 +97,15 @@ async def test_a_transferred_call_is_archived_on_both_platforms_with_every_step(
     assert rows["12345"]["agents"] == ["agent12345-1"]
     assert rows["110"]["agents"] == ["agent110-1"]
     assert transfers == {("12345", ticket): 1}
+    assert sla_status == 200, sla
+    (group,) = sla["groups"]  # a supervisor's figures are its own platform's
+    assert group["group"] == {"platform": "12345"}
+    assert group["answer"]["answered"] >= 1
+    assert group["transfers"]["12345->110"]["succeeded"] >= 1
+    assert group["diversions"]["sent"]["12345->110"] >= 1
+    assert 'hotline_sla_transfer_success_ratio{direction="12345->110",platform="12345"}' \
+        in exposition
+    assert 'hotline_sla_connection_rate_ratio{platform="12345"}' in exposition
 
 
 async def test_postgres_down_during_calls_then_back_every_ticket_arrives_once(

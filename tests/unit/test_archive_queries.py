@@ -540,3 +540,19 @@ async def test_a_third_export_at_once_is_turned_away() -> None:
             503, "too_many_exports")
         slots.release()
         assert (await client.get(path, headers=auth(SUP))).status == 200
+
+
+def test_sla_parameters() -> None:
+    now = 1_796_086_800.0
+    q = queries.parse_sla([("group_by", "platform,hour"), ("platform", "110")], now)
+    assert q.group_by == ("platform", "hour") and q.platform == "110"
+    assert (q.until - q.since).total_seconds() == 24 * 3600
+    assert queries.parse_sla([], now).group_by == ("platform",)
+    for bad, code in [([("group_by", "agent")], "invalid_group_by"),
+                      ([("group_by", "hour,hour")], "invalid_group_by"),
+                      ([("from", "1700000000"), ("to", "1790000000")], "window_too_long"),
+                      ([("platform", "1\r\n2")], "invalid_platform"),
+                      ([("limit", "5")], "unknown_parameter")]:
+        with pytest.raises(ControlError) as err:
+            queries.parse_sla(bad, now)
+        assert err.value.code == code, bad
