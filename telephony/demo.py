@@ -23,7 +23,9 @@ from telephony.lab.services import running_services
 from telephony.lab.sipp import citizen_call, read_messages
 from telephony.lab.topology import HOST, NODES
 from telephony.monitor.client import FeedClient, follow
+from telephony.report.cli import ReportError, write_report
 from telephony.service import PlatformService
+from telephony.store_process import ProcessStore
 from telephony.ticket_context import decode_summary
 
 
@@ -370,9 +372,36 @@ async def scene_monitor_feeds(boards: dict[str, FeedClient]) -> SceneResult:
     return out
 
 
+async def scene_sla_report(lab: Lab, svc: Services, since: float) -> SceneResult:
+    """The archive's SLA figures for the demo's own calls, and the HTML report."""
+    out = SceneResult(ok=False)
+    out.say("waiting until both services have archived every ended ticket")
+    deadline = time.monotonic() + 30
+    # The lab's services archive from their store's writer process (ProcessStore).
+    while any(not isinstance(s.store, ProcessStore) or s.store.writer_stats.get(
+            "archive_pending", 1) for s in svc.values()):
+        if time.monotonic() > deadline:
+            out.say("FAILED: tickets still waiting for the archive after 30 s")
+            return out
+        await asyncio.sleep(0.5)
+    path = lab.state_dir / "sla-report.html"  # beside the lab's logs and state
+    try:
+        summary = await write_report(lab.postgres_dsn, since, time.time() + 1, None, path)
+    except ReportError as exc:
+        out.say(f"FAILED: {exc}")
+        return out
+    out.say(f"{summary.tickets} tickets and {summary.transfers} transfers archived since the "
+            "demo started:")
+    out.lines.extend(f"   {line}" for line in summary.lines)
+    out.say(f"SLA report: {summary.path}")
+    out.ok = summary.tickets > 0 and summary.path.exists()
+    return out
+
+
 async def run_scenes(lab: Lab, keep: bool = False) -> bool:
     ok = True
     n = 0
+    started = time.time()
     for title, scene in SCENES:
         n += 1
         ok &= await _play(n, title, scene(lab))
@@ -388,6 +417,9 @@ async def run_scenes(lab: Lab, keep: bool = False) -> bool:
         n += 1
         ok &= await _play(n, "the supervisors' live feeds followed every scene",
                           scene_monitor_feeds({"12345": b12345, "110": b110}))
+        n += 1
+        ok &= await _play(n, "SLA figures from the PostgreSQL archive, and the HTML report",
+                          scene_sla_report(lab, svc, started))
         if keep:
             print("\n== --keep: the lab and both services stay up; wallboards:")
             for platform in ("12345", "110"):

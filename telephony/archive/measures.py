@@ -13,7 +13,9 @@ Definitions (one place, so the API, the metrics and the report agree):
 - abandonment: abandoned (not short) / offered;
 - transfers, per direction (e.g. 12345->110): success = completed with the
   receiving centre's answer / attempted; setup time = initiation -> that answer;
-  caller drops = the caller hung up while the transfer was under way;
+  caller drops = the caller hung up while the transfer was under way. The moves
+  of caller and agent into a conference (kind `redirect`) are how a three-party
+  call starts, not a hand-over: they count under three-party, not here;
 - three-party: share of answered tickets that became a three-party call, how
   they ended (agreed / 首接 / police first) and how long the conference lasted;
 - hand-off completeness: on tickets received from another platform, the share
@@ -37,6 +39,7 @@ GROUPS = ("platform", "queue", "day", "hour", "direction")
 # hand-off (X-Ticket-* headers) carries no location or safety note yet: they count as
 # missing, so the figure says what is really handed over.
 HANDOFF_FIELDS = ("ticket_id", "callback", "category", "division", "location", "safety")
+CONFERENCE_MOVE = "redirect"  # the tracker's transfer kind for a move into a conference
 NEGOTIATION_ENDS = {"agreed_12345": "agreed", "agreed_110": "agreed",
                     "no_agreement_first_receiver_keeps": "first_receiver"}
 
@@ -111,10 +114,15 @@ def answer_figures(tickets: Iterable[Row], t: Thresholds) -> dict[str, Any]:
     }
 
 
+def hand_overs(transfers: Iterable[Row]) -> list[Row]:
+    """The transfers that hand a call over (not the moves into a conference)."""
+    return [row for row in transfers if row.get("kind") != CONFERENCE_MOVE]
+
+
 def transfer_figures(transfers: Iterable[Row]) -> dict[str, dict[str, Any]]:
     """Per direction: attempts, outcomes, success rate, setup time, caller drops."""
     by_direction: dict[str, list[Row]] = defaultdict(list)
-    for row in transfers:
+    for row in hand_overs(transfers):
         by_direction[row.get("direction") or "unknown"].append(row)
     out = {}
     for direction, rows in sorted(by_direction.items()):

@@ -19,7 +19,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telephony.archive.measures import Thresholds, diversion_figures, figures
+from telephony.archive.measures import Thresholds, diversion_figures, figures, hand_overs
 from telephony.archive.sla_source import Window
 from telephony.report import charts
 
@@ -174,7 +174,7 @@ def transfer_setups(transfers: Sequence[Row]) -> tuple[dict[str, list[float]], C
     answer, as measures.transfer_figures' `setup`), and the attempts."""
     setups: dict[str, list[float]] = defaultdict(list)
     attempts: Counter[str] = Counter()
-    for r in transfers:
+    for r in hand_overs(transfers):
         direction = r.get("direction") or "unknown"
         attempts[direction] += 1
         if r.get("target_answer_at") is not None:

@@ -135,7 +135,10 @@ def test_transfer_figures_per_direction() -> None:
         {"direction": "110->12345", "status": "completed", "kind": "attended",
          "initiated_at": 30.0, "target_answer_at": 34.0, "caller_drop_at": None},
     ]
+    rows.append({"direction": "", "status": "completed", "kind": "redirect",  # into a
+                 "initiated_at": 40.0, "target_answer_at": None, "caller_drop_at": None})
     f = transfer_figures(rows)
+    assert set(f) == {"12345->110", "110->12345"}  # a conference move is not a hand-over
     assert f["12345->110"]["attempted"] == 2 and f["12345->110"]["success_rate"] == 0.5
     assert f["12345->110"]["caller_drops"] == 1
     assert f["12345->110"]["outcomes"] == {"completed": 1, "failed": 1}
