@@ -54,11 +54,13 @@ class AmiEvent(dict):
     case-insensitive dict filled header by header); replies still use Message.
     """
 
-    __slots__ = ("manager",)
+    __slots__ = ("manager", "received_at")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.manager: Any = None
+        # time.time() when its bytes arrived (the TCP read that completed it); 0: unknown
+        self.received_at = 0.0
 
 
 def parse_event(block: str) -> AmiEvent:
@@ -188,6 +190,7 @@ class _AmiProtocol(asyncio.Protocol):
         self.version: str | None = None
         self.closed = False
         self.last_received = time.monotonic()
+        self._received_at = 0.0
         self._buffer = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -209,6 +212,7 @@ class _AmiProtocol(asyncio.Protocol):
     # panoramisk does) corrupts multi-byte UTF-8 split across TCP reads.
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
+        self._received_at = time.time()  # one clock read per TCP read, not per event
         self._buffer += data
         *blocks, self._buffer = self._buffer.split(EOM)
         for raw in blocks:
@@ -229,6 +233,7 @@ class _AmiProtocol(asyncio.Protocol):
             return
         if block.startswith(_EVENT_PREFIX):
             event = parse_event(block)
+            event.received_at = self._received_at
             # Part of a list reply (e.g. CoreShowChannel) only if its action is pending.
             if not any(key in self.pending
                        for key in (event.get("CommandID"), event.get("ActionID")) if key):

@@ -247,7 +247,8 @@ MONITOR_DISCONNECTS = Counter(
 )
 MONITOR_BUILD_SECONDS = Histogram(
     "hotline_monitor_build_seconds",
-    "Time to build, number and fan out one loop turn's monitor messages.",
+    "Time to build and number one loop turn's monitor messages and put them on each "
+    "client's queue (each client's own task writes them to its socket).",
     ["platform"],
     buckets=_FAST_BUCKETS,
     registry=REGISTRY,

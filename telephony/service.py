@@ -332,9 +332,10 @@ class PlatformService:
             if fact.kind in CALL_BOUNDS:
                 self._active_gauge.set(len(self.tracker.calls))
         if facts:
-            self.monitor.note_facts(facts, time.time())
+            self.monitor.note_facts(facts, getattr(event, "received_at", 0.0) or time.time())
         elif event.get("Event") in MEMBER_EVENTS:
-            self.monitor.note_member_event(event, time.time())
+            self.monitor.note_member_event(event,
+                                           getattr(event, "received_at", 0.0) or time.time())
         self.controller.on_event(event)
         if event.get("Event") == "UserEvent" and keys.from_user_event(event) is not None:
             self._spawn(keys.on_user_event(self.controller, event))

@@ -277,7 +277,7 @@ class DeltaBuilder:
         """Everything a client with `flt` sees, as of message `seq`."""
         return {
             "v": SCHEMA_VERSION, "type": "snapshot", "seq": seq, "reason": reason,
-            "platform": self.platform, "now": now,
+            "platform": self.platform, "now": now, "ts": now, "rx": None,
             "calls": flt.calls(self.calls()),
             "queues": [q for q in self.queue_views(now)
                        if flt.matches({"type": "queue", "queue": q})],

@@ -366,9 +366,12 @@ async def test_refused_server_filter_still_filters_locally(ami):
         assert not session.server_filter_active
         ami.broadcast({"Event": "Newchannel"})
         ami.broadcast({"Event": "Hangup", "Uniqueid": "9.9"})
+        before = time.time()
         event = await asyncio.wait_for(session.event_queue.get(), 1)
         assert event["Uniqueid"] == "9.9"
         assert event.manager is session
+        # Stamped when its bytes arrived (the monitor's `rx`), before the queue.
+        assert before - 1 < event.received_at <= time.time()
         assert session.event_queue.empty()
 
 
