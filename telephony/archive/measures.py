@@ -142,7 +142,9 @@ def transfer_figures(transfers: Iterable[Row]) -> dict[str, dict[str, Any]]:
 
 
 def three_party_figures(tickets: Sequence[Row],
-                        conferences: Iterable[Row] = ()) -> dict[str, Any]:
+                        conferences: Iterable[Row] | Mapping[tuple[str, str], list[Row]] = ()
+                        ) -> dict[str, Any]:
+    """`conferences`: rows, or rows already indexed by (platform, ticket_id)."""
     answered = [r for r in tickets if r.get("outcome") in ("answered", "transferred",
                                                             "three_party")]
     three = [r for r in tickets if r.get("outcome") == "three_party"]
@@ -152,12 +154,19 @@ def three_party_figures(tickets: Sequence[Row],
             ends["police_first"] += 1  # 110 dispatches first, whatever else was agreed
         else:
             ends[NEGOTIATION_ENDS.get(r.get("negotiation") or "", "not_recorded")] += 1
-    ids = {(r["platform"], r["ticket_id"]) for r in three}
-    lasted = [c["ended_at"] - c["started_at"] for c in conferences
-              if (c["platform"], c["ticket_id"]) in ids
-              and c.get("started_at") is not None and c.get("ended_at") is not None]
+    by_ticket = conferences if isinstance(conferences, Mapping) else _by_ticket(conferences)
+    lasted = [c["ended_at"] - c["started_at"]
+              for r in three for c in by_ticket.get((r["platform"], r["ticket_id"]), ())
+              if c.get("started_at") is not None and c.get("ended_at") is not None]
     return {"count": len(three), "share": _ratio(len(three), len(answered)),
             "ends": dict(sorted(ends.items())), "duration": _durations(lasted)}
+
+
+def _by_ticket(rows: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:
+    out: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for row in rows:
+        out[(row["platform"], row["ticket_id"])].append(row)
+    return out
 
 
 def handoff_figures(tickets: Iterable[Row]) -> dict[str, Any]:
@@ -220,6 +229,7 @@ def figures(tickets: Sequence[Row], transfers: Sequence[Row],
         if "queue" in k:
             k["queue"] = ""  # a transfer row has no queue; its ticket's group keeps it
         groups[tuple((g, k[g]) for g in ticket_keys)]["transfers"].append(row)
+    confs = _by_ticket(conferences)  # once, not once per group
     out = []
     for gkey, rows in sorted(groups.items()):
         ts = rows["tickets"]
@@ -228,7 +238,7 @@ def figures(tickets: Sequence[Row], transfers: Sequence[Row],
             "outcomes": dict(sorted(Counter(r.get("outcome") for r in ts).items())),
             "answer": answer_figures(ts, t),
             "transfers": transfer_figures(rows["transfers"]),
-            "three_party": three_party_figures(ts, conferences),
+            "three_party": three_party_figures(ts, confs),
             "handoff": handoff_figures(ts),
             "diversions": diversion_figures(ts, rows["transfers"]),
         })
