@@ -322,6 +322,8 @@ class PlatformService:
             # reply or the next action of an operation. Yield between events.
             if not self.queue.empty():
                 await asyncio.sleep(0)
+            else:  # the burst is read: its monitor messages go out now, one per call
+                self.monitor.flush()
 
     def handle_event(self, event: dict[str, Any]) -> None:
         add_fact = self.store.add_fact

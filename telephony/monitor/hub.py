@@ -81,7 +81,7 @@ class Client:
 class MonitorHub:
     def __init__(self, builder: DeltaBuilder, store: MonitorStore, *,
                  limits: HubLimits | None = None, ring_size: int = 4096,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_delay: float = 0.005) -> None:
         self.builder = builder
         self.store = store
         self.limits = limits or HubLimits()
@@ -89,6 +89,7 @@ class MonitorHub:
         self.clock = clock
         self.clients: set[Client] = set()
         self._scheduled = False
+        self.max_delay = max_delay  # how long a change may wait for the event pump's flush
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         platform = builder.platform
@@ -137,12 +138,19 @@ class MonitorHub:
         self._schedule()
 
     def _schedule(self) -> None:
+        """Build within `max_delay` at the latest; the event pump builds sooner, as soon
+        as it has no event waiting (`flush`), so one burst of events (a transfer is
+        dozens) makes one message per call, not one per event to every client."""
         if self._scheduled:
             return
         self._scheduled = True
         try:
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_later(self.max_delay, self._flush_due)
         except RuntimeError:  # no loop (a replay, a unit test): build now
+            self.flush()
+
+    def _flush_due(self) -> None:
+        if self._scheduled:
             self.flush()
 
     def flush(self) -> None:

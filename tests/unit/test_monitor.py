@@ -298,7 +298,7 @@ def queue_change(hub: MonitorHub, n: int = 1) -> None:
     for _ in range(n):
         hub.note_member_event({"Event": "QueueMemberStatus", "Queue": "q12345",
                                "Interface": "PJSIP/agent12345-1", "Status": "1"}, 1.0)
-        hub.flush()  # what the loop's next turn would do
+        hub.flush()  # what the event pump does once it has no event waiting
 
 
 async def started_hub(**kw: Any) -> tuple[MonitorHub, InMemoryMonitorStore]:
@@ -331,6 +331,17 @@ async def test_the_hub_numbers_stores_and_fans_out_by_filter() -> None:
     await hub.stop()
     await asyncio.gather(*tasks)
     assert everyone.closed == (1001, "service stopping") and not hub.clients
+
+
+async def test_changes_wait_at_most_max_delay_for_a_build_and_a_burst_is_one() -> None:
+    hub, store = await started_hub(max_delay=0.02)
+    for status in ("1", "2", "1"):  # a burst: three changes of one member
+        hub.note_member_event({"Event": "QueueMemberStatus", "Queue": "q12345",
+                               "Interface": "PJSIP/agent12345-1", "Status": status}, 1.0)
+    assert [json.loads(t)["type"] for _, t in store.entries] == ["reset"]  # not yet
+    await asyncio.sleep(0.06)
+    assert [json.loads(t)["type"] for _, t in store.entries] == ["reset", "queue", "agent"]
+    await hub.stop()
 
 
 async def test_the_hub_continues_numbering_from_redis_and_survives_redis_down() -> None:
