@@ -80,9 +80,9 @@ class ServiceConfig:
     fastagi_host: str = HOST
     fastagi_port: int = 0
     ivr: IvrSettings = field(default_factory=IvrSettings)
-    # The monitor's queue tiles: the answer service level and the platform's day.
-    service_level_s: float = 15.0
-    timezone: str = "Asia/Shanghai"
+    # The answer threshold, short abandons, connection target and the platform's time
+    # zone: for the monitor's queue tiles and the archive's SLA figures alike.
+    thresholds: Thresholds = field(default_factory=Thresholds)
     # PostgreSQL for the ticket archive (telephony.archive); empty: no archive.
     # The store's writer process runs the archiver, so it needs the writer process.
     archive_dsn: str = ""
@@ -99,14 +99,6 @@ class ServiceConfig:
         if not secret:
             raise ValueError("HOTLINE_AMI_SECRET is not set")
         tokens_file = env.get("HOTLINE_TOKENS_FILE", "")
-        service_level = env.get("HOTLINE_SERVICE_LEVEL_S", "15")
-        try:
-            service_level_s = float(service_level)
-        except ValueError:
-            raise ValueError(
-                f"HOTLINE_SERVICE_LEVEL_S is not a number: {service_level!r:.40}") from None
-        if not 0 < service_level_s <= 600:
-            raise ValueError("HOTLINE_SERVICE_LEVEL_S must be in (0, 600] seconds")
         tokens = json.loads(Path(tokens_file).read_text()) if tokens_file else {"tokens": []}
         return cls(
             platform=platform,
@@ -118,8 +110,7 @@ class ServiceConfig:
             http_port=node.http_port,
             fastagi_port=node.fastagi_port,
             ivr=IvrSettings.from_env(env),
-            service_level_s=service_level_s,
-            timezone=env.get("HOTLINE_TIMEZONE", "Asia/Shanghai"),
+            thresholds=Thresholds.from_env(env),
             archive_dsn=env.get("HOTLINE_ARCHIVE_DSN", ""),
         )
 
@@ -239,15 +230,15 @@ class PlatformService:
                         tickets=RedisTicketSink(self.store), queue_stats=DialplanQueueStats(),
                         settings=config.ivr)
         self.fastagi = FastAGIServer(routes_for(deps), config.fastagi_host, config.fastagi_port)
-        self.queue_board = QueueBoard(service_level_s=config.service_level_s,
-                                      timezone=config.timezone, started_at=time.time())
+        thresholds = config.thresholds
+        self.queue_board = QueueBoard(service_level_s=thresholds.answer_s,
+                                      timezone=thresholds.timezone, started_at=time.time())
         self.monitor = MonitorHub(DeltaBuilder(self.tracker, self.queue_board, config.platform),
                                   self.store)
         # The archive's read pool: made by the first archive request, inside the loop.
         self.archive_pool = (archive_api.LazyPool(
             functools.partial(archive_api.open_pool, config.archive_dsn))
             if config.archive_dsn else None)
-        thresholds = Thresholds(answer_s=config.service_level_s, timezone=config.timezone)
         archive = (None if self.archive_pool is None else archive_api.ArchiveApi(
             self.archive_pool, self.store, active=self.tracker.tickets.__contains__,
             thresholds=thresholds))
@@ -423,7 +414,7 @@ def lab_config(platform: str) -> ServiceConfig:
         ami=(AmiTarget(node.name, info.ami_host, info.ami_port, info.ami_user, info.ami_secret),),
         redis_url=lab.redis_url, tokens=lab.api_tokens(), http_port=node.http_port,
         fastagi_port=node.fastagi_port, ivr=IvrSettings.from_env(),
-        archive_dsn=lab.postgres_dsn,
+        thresholds=Thresholds.from_env(os.environ), archive_dsn=lab.postgres_dsn,
     )
 
 

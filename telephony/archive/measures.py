@@ -44,6 +44,10 @@ NEGOTIATION_ENDS = {"agreed_12345": "agreed", "agreed_110": "agreed",
                     "no_agreement_first_receiver_keeps": "first_receiver"}
 
 
+_ENV = {"answer_s": "HOTLINE_SERVICE_LEVEL_S", "short_abandon_s": "HOTLINE_SHORT_ABANDON_S",
+        "connection_target": "HOTLINE_CONNECTION_TARGET", "timezone": "HOTLINE_TIMEZONE"}
+
+
 @dataclass(frozen=True)
 class Thresholds:
     answer_s: float = 15.0  # GB/T 33358: answered within 15 s
@@ -55,6 +59,31 @@ class Thresholds:
         if not (0 < self.answer_s <= 600 and 0 <= self.short_abandon_s <= 600
                 and 0 < self.connection_target <= 1):
             raise ValueError(f"thresholds out of range: {self}")
+        try:
+            ZoneInfo(self.timezone)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r:.40}") from exc
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Thresholds:
+        """HOTLINE_SERVICE_LEVEL_S, HOTLINE_SHORT_ABANDON_S, HOTLINE_CONNECTION_TARGET and
+        HOTLINE_TIMEZONE, each defaulting to the value above; ValueError names a bad one."""
+        values: dict[str, Any] = {}
+        for name, var in _ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            if name == "timezone":
+                values[name] = raw
+                continue
+            try:
+                values[name] = float(raw)
+            except ValueError:
+                raise ValueError(f"{var} is not a number: {raw!r:.40}") from None
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise ValueError(f"SLA thresholds from the environment: {exc}") from None
 
 
 def from_db(record: Mapping[str, Any]) -> dict[str, Any]:

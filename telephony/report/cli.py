@@ -135,7 +135,10 @@ async def write_report(dsn: str, start: float, end: float, platform: str | None,
     from telephony.report.charts import CHARTS
     from telephony.report.page import render_report, summary_lines
 
-    t = thresholds or Thresholds()
+    try:
+        t = thresholds or Thresholds.from_env(os.environ)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
     try:
         window = Window(start, end)
     except ValueError as exc:

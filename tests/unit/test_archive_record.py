@@ -196,6 +196,20 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 90) == 4.0
 
 
+def test_thresholds_from_the_environment() -> None:
+    t = Thresholds.from_env({"HOTLINE_SERVICE_LEVEL_S": "20", "HOTLINE_SHORT_ABANDON_S": "3",
+                             "HOTLINE_CONNECTION_TARGET": "0.9", "HOTLINE_TIMEZONE": "UTC"})
+    assert t == Thresholds(answer_s=20, short_abandon_s=3, connection_target=0.9,
+                           timezone="UTC")
+    assert Thresholds.from_env({}) == Thresholds()
+    with pytest.raises(ValueError, match="HOTLINE_SHORT_ABANDON_S is not a number"):
+        Thresholds.from_env({"HOTLINE_SHORT_ABANDON_S": "five"})
+    with pytest.raises(ValueError, match="out of range"):
+        Thresholds.from_env({"HOTLINE_CONNECTION_TARGET": "95"})
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Thresholds.from_env({"HOTLINE_TIMEZONE": "Mars/Olympus"})
+
+
 def test_thresholds_are_checked() -> None:
     with pytest.raises(ValueError):
         Thresholds(answer_s=0)
