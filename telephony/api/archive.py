@@ -193,11 +193,16 @@ def _json(body: Any) -> web.Response:
 
 def _scoped(query: queries.TicketQuery, who: Principal) -> queries.TicketQuery:
     """A supervisor searches its own platform's tickets; admin any platform, or all."""
+    return replace(query, platform=_platform_for(who, query.platform))
+
+
+def _platform_for(who: Principal, asked: str | None) -> str | None:
+    """The platform a read covers: admin's choice (None: all), else the supervisor's own."""
     if who.role == "admin":
-        return query
-    if query.platform not in (None, who.platform):
+        return asked
+    if asked not in (None, who.platform):
         raise Forbidden("a supervisor sees its own platform", code="other_platform")
-    return replace(query, platform=who.platform)
+    return who.platform
 
 
 def _detail_platform(request: web.Request, who: Principal) -> str:
@@ -290,11 +295,7 @@ async def sla(request: web.Request) -> web.Response:
     """The SLA figures of a window (telephony.archive.measures), from the archive."""
     who = _supervisor(request)
     query = queries.parse_sla(request.query.items(), time.time())
-    platform = query.platform
-    if who.role != "admin":
-        if platform not in (None, who.platform):
-            raise Forbidden("a supervisor sees its own platform", code="other_platform")
-        platform = who.platform
+    platform = _platform_for(who, query.platform)
     window = Window(query.since.timestamp(), query.until.timestamp())
     async with _connection(request) as conn:
         body = await sla_figures(conn, window, platform=platform, group_by=query.group_by,
