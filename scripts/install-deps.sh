@@ -16,6 +16,7 @@ PACKAGES=(
   chromium        # headless browser for the wallboard test (driven by playwright)
   fonts-wqy-microhei  # a CJK font, so the wallboard screenshots show its Chinese labels
   prometheus      # promtool: checks deploy/prometheus.yml, deploy/alerts.yml and the /metrics text in tests
+  openssl         # throw-away certificates for the linkage mTLS test
   make
 )
 
