@@ -3,34 +3,41 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+
+import pytest
 
 from telephony import metrics
 from telephony.lifecycle import GC_THRESHOLDS, settle_heap
 
 
+@pytest.fixture(autouse=True)
+def collector_restored() -> Iterator[None]:
+    """settle_heap changes the whole process's collector: put it back for later tests.
+
+    Its pause callback left installed would log every long collection of the rest
+    of the test session (to stdout, where CLI tests read their JSON output).
+    """
+    thresholds, callbacks = gc.get_threshold(), list(gc.callbacks)
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    gc.callbacks[:] = callbacks
+
+
 def test_settle_heap_moves_start_up_objects_out_of_the_collectors_sight():
     long_lived = [{"n": n} for n in range(1000)]  # e.g. a model built at start-up
-    thresholds = gc.get_threshold()
-    try:
-        settle_heap()
-        assert gc.get_freeze_count() >= len(long_lived)
-        assert not any(obj is long_lived for obj in gc.get_objects())  # no longer walked
-        assert gc.get_threshold() == GC_THRESHOLDS
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
+    settle_heap()
+    assert gc.get_freeze_count() >= len(long_lived)
+    assert not any(obj is long_lived for obj in gc.get_objects())  # no longer walked
+    assert gc.get_threshold() == GC_THRESHOLDS
 
 
 def test_collector_pauses_are_timed_per_generation():
-    thresholds = gc.get_threshold()
-    try:
-        settle_heap()
-        count = pause_count("2")
-        gc.collect()
-        assert pause_count("2") == count + 1
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
+    settle_heap()
+    count = pause_count("2")
+    gc.collect()
+    assert pause_count("2") == count + 1
 
 
 def pause_count(generation: str) -> float:
@@ -79,13 +86,8 @@ def test_a_long_collection_is_logged_with_its_own_cpu_time(monkeypatch):
     logged = io.StringIO()
     configure_logging("INFO", logged)
     monkeypatch.setattr(lifecycle, "LONG_PAUSE", 0.0)  # every collection counts as long
-    thresholds = gc.get_threshold()
-    try:
-        settle_heap()
-        gc.collect()
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
+    settle_heap()
+    gc.collect()
     pauses = [json.loads(line) for line in logged.getvalue().splitlines()
               if '"gc.long_pause"' in line]
     assert pauses and pauses[-1]["generation"] == 2
